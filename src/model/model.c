@@ -528,3 +528,36 @@ rwkv_status rwkv_model_load(struct rwkv_device *device, const char *path, const 
         return st;
     return rwkv_model_build(device, &t, options, out, err);
 }
+
+/* Saves the model as loaded: the file's tensors in web-rwkv layout with LoRAs merged (merged matrices
+ * in float32), matrices in the precision held, plus metadata naming the engine and format. */
+rwkv_status rwkv_model_save(const struct rwkv_model *model, const char *path, struct rwkv_error *err)
+{
+    rwkv_error_clear(err);
+    if (!model || !path)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_model_save: model and path are required");
+    const struct rwkv_tensor_table *t = &model->file;
+    struct rwkv_tensor *out = malloc((t->n_tensors + 1) * sizeof *out);
+    if (!out)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < t->n_tensors; i++) {
+        out[i] = t->tensors[i];
+        for (int k = 0; k < model->n_weights; k++) {
+            const struct rwkv_weight *w = &model->weights[k];
+            if (w->ndim >= 2 && strcmp(w->name, out[i].name) == 0) {
+                out[i].dtype = w->dtype;
+                out[i].data = w->data;
+                out[i].nbytes = w->nbytes;
+                break;
+            }
+        }
+    }
+    char arch[16];
+    snprintf(arch, sizeof arch, "%s", rwkv_arch_name(model->info.arch));
+    struct rwkv_meta meta[3] = {
+        {"format", "pt"}, {"rwkv.saved_by", "rwkv-c " RWKV_VERSION_STRING}, {"rwkv.arch", arch},
+    };
+    rwkv_status st = rwkv_safetensors_write(path, out, t->n_tensors, meta, 3, err);
+    free(out);
+    return st;
+}
