@@ -169,19 +169,29 @@ int rwkv_cpu_count(void)
     return 1;
 }
 
-/* ---- thread pool ---- */
+/* ---- thread pool ----
+ * Workers spin briefly on an atomic generation counter before sleeping on a condition variable: a
+ * token of a small model is hundreds of short parallel ops, where a futex wake-up per op would cost
+ * more than the op. */
+
+#ifdef RWKV_HAVE_THREADS
+#include <stdatomic.h>
+#include <sched.h>
+#define POOL_SPIN 20000
+#endif
 
 struct rwkv_pool {
     int n;
 #ifdef RWKV_HAVE_THREADS
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t start_cv, done_cv;
+    pthread_cond_t start_cv;
     rwkv_pool_fn fn;
     void *ctx;
-    unsigned long generation;
-    int pending;
-    int quit;
+    atomic_ulong generation;
+    atomic_int pending;
+    atomic_int sleepers;
+    atomic_int quit;
 #endif
 };
 
@@ -191,28 +201,36 @@ struct worker_arg {
     int index;
 };
 
+/* Waits until the generation moves past `seen` (or quit); returns the new generation. */
+static unsigned long wait_generation(struct rwkv_pool *pool, unsigned long seen)
+{
+    for (int i = 0; i < POOL_SPIN; i++) {
+        unsigned long g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (g != seen || atomic_load(&pool->quit))
+            return g;
+    }
+    pthread_mutex_lock(&pool->mu);
+    atomic_fetch_add(&pool->sleepers, 1);
+    while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->quit))
+        pthread_cond_wait(&pool->start_cv, &pool->mu);
+    atomic_fetch_sub(&pool->sleepers, 1);
+    pthread_mutex_unlock(&pool->mu);
+    return atomic_load(&pool->generation);
+}
+
 static void *worker_main(void *p)
 {
     struct worker_arg arg = *(struct worker_arg *)p;
     free(p);
     struct rwkv_pool *pool = arg.pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->quit && pool->generation == seen)
-            pthread_cond_wait(&pool->start_cv, &pool->mu);
-        if (pool->quit)
+        seen = wait_generation(pool, seen);
+        if (atomic_load(&pool->quit))
             break;
-        seen = pool->generation;
-        rwkv_pool_fn fn = pool->fn;
-        void *ctx = pool->ctx;
-        pthread_mutex_unlock(&pool->mu);
-        fn(ctx, arg.index, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0)
-            pthread_cond_signal(&pool->done_cv);
+        pool->fn(pool->ctx, arg.index, pool->n);
+        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&pool->mu);
     return NULL;
 }
 #endif
@@ -228,10 +246,13 @@ rwkv_status rwkv_pool_new(int n_threads, struct rwkv_pool **out, struct rwkv_err
     if (!pool)
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory creating a thread pool");
 #ifdef RWKV_HAVE_THREADS
-    pool->n = n_threads;
+    pool->n = 1;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->start_cv, NULL);
-    pthread_cond_init(&pool->done_cv, NULL);
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->sleepers, 0);
+    atomic_init(&pool->quit, 0);
     pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
     if (!pool->threads) {
         rwkv_pool_free(pool);
@@ -241,11 +262,12 @@ rwkv_status rwkv_pool_new(int n_threads, struct rwkv_pool **out, struct rwkv_err
         struct worker_arg *arg = malloc(sizeof *arg);
         if (!arg || (arg->pool = pool, arg->index = i, pthread_create(&pool->threads[i], NULL, worker_main, arg) != 0)) {
             free(arg);
-            pool->n = i; /* join the ones that started */
-            rwkv_pool_free(pool);
+            rwkv_pool_free(pool); /* joins the pool->n - 1 workers that started */
             return rwkv_fail(err, RWKV_ERR_NOMEM, "cannot start thread %d of %d", i, n_threads);
         }
+        pool->n = i + 1;
     }
+    pool->n = n_threads;
 #else
     pool->n = 1;
 #endif
@@ -260,7 +282,7 @@ void rwkv_pool_free(struct rwkv_pool *pool)
 #ifdef RWKV_HAVE_THREADS
     if (pool->threads) {
         pthread_mutex_lock(&pool->mu);
-        pool->quit = 1;
+        atomic_store(&pool->quit, 1);
         pthread_cond_broadcast(&pool->start_cv);
         pthread_mutex_unlock(&pool->mu);
         for (int i = 1; i < pool->n; i++)
@@ -269,7 +291,6 @@ void rwkv_pool_free(struct rwkv_pool *pool)
     }
     pthread_mutex_destroy(&pool->mu);
     pthread_cond_destroy(&pool->start_cv);
-    pthread_cond_destroy(&pool->done_cv);
 #endif
     free(pool);
 }
@@ -283,18 +304,19 @@ void rwkv_pool_run(struct rwkv_pool *pool, rwkv_pool_fn fn, void *ctx)
 {
 #ifdef RWKV_HAVE_THREADS
     if (pool && pool->n > 1) {
-        pthread_mutex_lock(&pool->mu);
         pool->fn = fn;
         pool->ctx = ctx;
-        pool->pending = pool->n - 1;
-        pool->generation++;
-        pthread_cond_broadcast(&pool->start_cv);
+        atomic_store(&pool->pending, pool->n - 1);
+        /* the release store publishes fn/ctx to workers that acquire the new generation */
+        pthread_mutex_lock(&pool->mu);
+        atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+        if (atomic_load(&pool->sleepers) > 0)
+            pthread_cond_broadcast(&pool->start_cv);
         pthread_mutex_unlock(&pool->mu);
         fn(ctx, 0, pool->n);
-        pthread_mutex_lock(&pool->mu);
-        while (pool->pending > 0)
-            pthread_cond_wait(&pool->done_cv, &pool->mu);
-        pthread_mutex_unlock(&pool->mu);
+        for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++)
+            if (spins > POOL_SPIN)
+                sched_yield();
         return;
     }
 #endif
