@@ -75,19 +75,21 @@ static float *own_f32(struct rwkv_tensor_table *t, struct rwkv_tensor *x, struct
     return f;
 }
 
+/* a = lora.0 (in, r) = A^T, or with `a_is_rin` PyTorch's lora_A (r, in); b = lora.1 / lora_B (out, r). */
 static rwkv_status merge_pair(struct rwkv_tensor_table *t, struct rwkv_tensor *w, const struct rwkv_tensor *a,
-                              const struct rwkv_tensor *b, float alpha, const char *lpath, struct rwkv_error *err)
+                              const struct rwkv_tensor *b, int a_is_rin, float alpha, const char *lpath,
+                              struct rwkv_error *err)
 {
-    /* a = lora.0 (in, r) = A^T, b = lora.1 (out, r) = B */
-    if (w->ndim != 2 || a->ndim != 2 || b->ndim != 2 || a->shape[0] != w->shape[1] || b->shape[0] != w->shape[0] ||
-        a->shape[1] != b->shape[1] || a->shape[1] <= 0)
+    int64_t a_in = a->ndim == 2 ? a->shape[a_is_rin ? 1 : 0] : -1, a_r = a->ndim == 2 ? a->shape[a_is_rin ? 0 : 1] : -1;
+    if (w->ndim != 2 || a->ndim != 2 || b->ndim != 2 || a_in != w->shape[1] || b->shape[0] != w->shape[0] ||
+        a_r != b->shape[1] || a_r <= 0)
         return rwkv_fail(err, RWKV_ERR_MISMATCH,
                          "%s: LoRA for '%s' has lora.0 [%lld, %lld] and lora.1 [%lld, %lld]; the matrix is [%lld, "
                          "%lld] (lora.0 must be [in, r], lora.1 [out, r])",
                          lpath, w->name, (long long)a->shape[0], (long long)(a->ndim > 1 ? a->shape[1] : 0),
                          (long long)b->shape[0], (long long)(b->ndim > 1 ? b->shape[1] : 0), (long long)w->shape[0],
                          (long long)w->shape[1]);
-    int64_t out = w->shape[0], in = w->shape[1], r = a->shape[1];
+    int64_t out = w->shape[0], in = w->shape[1], r = a_r;
     float *W = own_f32(t, w, err);
     float *A = malloc((size_t)(in * r) * sizeof *A), *B = malloc((size_t)(out * r) * sizeof *B);
     if (!W || !A || !B) {
@@ -95,8 +97,9 @@ static rwkv_status merge_pair(struct rwkv_tensor_table *t, struct rwkv_tensor *w
         free(B);
         return W ? rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory merging '%s'", w->name) : err->code;
     }
-    for (int64_t i = 0; i < in * r; i++)
-        A[i] = rwkv_tensor_get_f32(a, (size_t)i);
+    for (int64_t i = 0; i < in; i++) /* A[i * r + k] = A^T, whatever the stored layout */
+        for (int64_t k = 0; k < r; k++)
+            A[i * r + k] = rwkv_tensor_get_f32(a, (size_t)(a_is_rin ? k * in + i : i * r + k));
     for (int64_t i = 0; i < out * r; i++)
         B[i] = rwkv_tensor_get_f32(b, (size_t)i);
     double scale = (double)alpha / (double)r;
@@ -120,43 +123,54 @@ static rwkv_status merge_one(struct rwkv_tensor_table *t, const struct rwkv_lora
         return rwkv_error_prefix(err, "LoRA");
     char name[256];
     int used = 0;
+    /* factor pairs: web-rwkv's converted names, or PyTorch's (RWKV-PEFT / RWKV-LM-LoRA) */
+    static const struct {
+        const char *a, *b;
+        int a_is_rin;
+    } pairs[2] = {{".lora.0", ".lora.1", 0}, {".lora_A", ".lora_B", 1}};
     for (size_t i = 0; i < l.n_tensors && !st; i++) {
         const struct rwkv_tensor *x = &l.tensors[i];
         size_t len = strlen(x->name);
-        if (len > 7 && strcmp(x->name + len - 7, ".lora.0") == 0 && len - 7 + 8 < sizeof name) {
-            snprintf(name, sizeof name, "%.*s.weight", (int)(len - 7), x->name);
-            struct rwkv_tensor *w = (struct rwkv_tensor *)rwkv_table_get(t, name);
-            char bname[256];
-            snprintf(bname, sizeof bname, "%.*s.lora.1", (int)(len - 7), x->name);
-            const struct rwkv_tensor *b = rwkv_table_get(&l, bname);
-            if (!w || !b || !is_mergeable_matrix(name) || !glob_match(spec->pattern, name))
-                continue;
-            st = merge_pair(t, w, x, b, spec->alpha, spec->path, err);
-            used++;
-        } else if (len > 7 && strcmp(x->name + len - 7, ".lora.1") == 0) {
-            continue;
-        } else {
-            struct rwkv_tensor *w = (struct rwkv_tensor *)rwkv_table_get(t, x->name);
-            if (!w || !glob_match(spec->pattern, x->name) || strcmp(x->name, "emb.weight") == 0 ||
-                strcmp(x->name, "head.weight") == 0)
-                continue;
-            if (rwkv_tensor_numel(w) != rwkv_tensor_numel(x)) {
-                st = rwkv_fail(err, RWKV_ERR_MISMATCH, "%s: tensor '%s' has %lld elements, the model's has %lld",
-                               spec->path, x->name, (long long)rwkv_tensor_numel(x), (long long)rwkv_tensor_numel(w));
-                break;
+        int factor = 0;
+        for (int p = 0; p < 2; p++) {
+            size_t sl = strlen(pairs[p].a);
+            if (len > sl && len - sl + 8 < sizeof name && strcmp(x->name + len - sl, pairs[p].a) == 0) {
+                factor = 1;
+                snprintf(name, sizeof name, "%.*s.weight", (int)(len - sl), x->name);
+                struct rwkv_tensor *w = (struct rwkv_tensor *)rwkv_table_get(t, name);
+                char bname[256];
+                snprintf(bname, sizeof bname, "%.*s%s", (int)(len - sl), x->name, pairs[p].b);
+                const struct rwkv_tensor *b = rwkv_table_get(&l, bname);
+                if (w && b && is_mergeable_matrix(name) && glob_match(spec->pattern, name)) {
+                    st = merge_pair(t, w, x, b, pairs[p].a_is_rin, spec->alpha, spec->path, err);
+                    used++;
+                }
+            } else if (len > sl && strcmp(x->name + len - sl, pairs[p].b) == 0) {
+                factor = 1; /* merged with its partner */
             }
-            float *dst = own_f32(t, w, err);
-            if (!dst) {
-                st = err ? err->code : RWKV_ERR_NOMEM;
-                break;
-            }
-            int is_matrix = is_mergeable_matrix(x->name);
-            for (size_t k = 0; k < (size_t)rwkv_tensor_numel(x); k++) {
-                float v = rwkv_tensor_get_f32(x, k);
-                dst[k] = is_matrix ? dst[k] + spec->alpha * v : v; /* full delta, or a replaced vector */
-            }
-            used++;
         }
+        if (factor || st)
+            continue;
+        struct rwkv_tensor *w = (struct rwkv_tensor *)rwkv_table_get(t, x->name);
+        if (!w || !glob_match(spec->pattern, x->name) || strcmp(x->name, "emb.weight") == 0 ||
+            strcmp(x->name, "head.weight") == 0)
+            continue;
+        if (rwkv_tensor_numel(w) != rwkv_tensor_numel(x)) {
+            st = rwkv_fail(err, RWKV_ERR_MISMATCH, "%s: tensor '%s' has %lld elements, the model's has %lld",
+                           spec->path, x->name, (long long)rwkv_tensor_numel(x), (long long)rwkv_tensor_numel(w));
+            break;
+        }
+        float *dst = own_f32(t, w, err);
+        if (!dst) {
+            st = err ? err->code : RWKV_ERR_NOMEM;
+            break;
+        }
+        int is_matrix = is_mergeable_matrix(x->name);
+        for (size_t k = 0; k < (size_t)rwkv_tensor_numel(x); k++) {
+            float v = rwkv_tensor_get_f32(x, k);
+            dst[k] = is_matrix ? dst[k] + spec->alpha * v : v; /* full delta, or a replaced vector */
+        }
+        used++;
     }
     if (!st && used == 0)
         st = rwkv_fail(err, RWKV_ERR_MISMATCH, "%s: no tensor of this LoRA matches the model%s%s", spec->path,

@@ -7,6 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef RWKV_SHARED_DEFAULT
+#define RWKV_SHARED_DEFAULT "../shared"
+#endif
+#ifndef RWKV_TMP_DEFAULT
+#define RWKV_TMP_DEFAULT "/tmp"
+#endif
+#ifndef RWKV_CLI_DEFAULT
+#define RWKV_CLI_DEFAULT "rwkv"
+#endif
+
 int tu_failures;
 int tu_checks;
 
@@ -47,7 +57,7 @@ const char *tu_shared(const char *rel)
 {
     const char *base = getenv("RWKV_SHARED");
     char *b = rotate();
-    snprintf(b, 4096, "%s/%s", base && *base ? base : "../shared", rel);
+    snprintf(b, 4096, "%s/%s", base && *base ? base : RWKV_SHARED_DEFAULT, rel);
     return b;
 }
 
@@ -55,14 +65,14 @@ const char *tu_tmp(const char *name)
 {
     const char *base = getenv("RWKV_TMP");
     char *b = rotate();
-    snprintf(b, 4096, "%s/%ld-%s", base && *base ? base : "/tmp", (long)getpid(), name);
+    snprintf(b, 4096, "%s/%ld-%s", base && *base ? base : RWKV_TMP_DEFAULT, (long)getpid(), name);
     return b;
 }
 
 const char *tu_cli(void)
 {
     const char *c = getenv("RWKV_CLI");
-    return c && *c ? c : "rwkv";
+    return c && *c ? c : RWKV_CLI_DEFAULT;
 }
 
 char *tu_read_file(const char *path, size_t *len)

@@ -1,0 +1,36 @@
+#!/bin/bash
+# One call on the lent GPU machine (see ../shared/docs/GPU-MACHINE.md): build, run the test suite on the
+# NVIDIA card (Vulkan required), then the benchmark rows of the speed issue. Prepare here with
+#   ../shared/tools/gpu-prep && scripts/gpu-run.sh --stage
+# and run there with carry [".gl", ".shared"] and the command `scripts/gpu-run.sh`.
+# Logs and JSON go to $OUT (or ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--stage" ]; then
+  rm -rf .shared && mkdir -p .shared
+  cp -r ../shared/models ../shared/cases ../shared/lora ../shared/states ../shared/vocab .shared/
+  du -sh .shared
+  exit 0
+fi
+out="${OUT:-gpu-out}"
+mkdir -p "$out"
+source .gl/activate.sh
+vulkaninfo --summary > "$out/vulkaninfo.txt" 2>&1
+grep -E "deviceName|driverVersion|apiVersion" "$out/vulkaninfo.txt" | head -6
+export RWKV_SHARED="$PWD/.shared" RWKV_REQUIRE_VULKAN=1
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DRWKV_SHARED_DIR="$RWKV_SHARED" > "$out/cmake.txt" 2>&1 || { tail -20 "$out/cmake.txt"; exit 1; }
+cmake --build build-gpu -j 16 > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
+./build-gpu/rwkv devices
+echo "== tests"
+(cd build-gpu && ctest -j 8 --output-on-failure > "../$out/ctest.txt" 2>&1); rc=$?
+tail -15 "$out/ctest.txt"
+echo "== bench"
+sizes="${BENCH_SIZES:-0.1b 1.5b 7.2b}"
+for s in $sizes; do
+  timeout 240 ./build-gpu/rwkv bench --backend vulkan --size "$s" -p 512 -n 128 -r 3 --json 2>>"$out/bench.err" | tee -a "$out/bench.json"
+done
+if [ -n "${BENCH_BATCH:-}" ]; then
+  timeout 240 ./build-gpu/rwkv bench --backend vulkan --size 1.5b -p 0 -n 32 --batch 256 --json 2>>"$out/bench.err" | tee -a "$out/bench.json"
+fi
+tail -5 "$out/bench.err"
+exit $rc
