@@ -246,6 +246,37 @@ rwkv_status rwkv_run(struct rwkv_state *state, struct rwkv_slot_io *io, int n_io
 /* probs[i] = exp(logits[i] - max) / sum, computed in double for the sum. In place allowed. */
 void rwkv_softmax(const float *logits, float *probs, size_t n);
 
+/* ---- hooks ------------------------------------------------------------------------------------- */
+
+/* What a hook sees: one intermediate tensor of the running chunk at a named point of the layer program.
+ * Points (per layer unless noted): att.in att.ln att.mix att.key att.value att.receptance att.gate
+ * att.decay att.iclr att.wkv att.out ffn.in ffn.ln ffn.mix ffn.key ffn.receptance ffn.value ffn.out,
+ * and the global embed, embed.ln, head.in, head.ln, head.out (logits). rwkv_model_hook_points lists the
+ * ones a model has. */
+struct rwkv_hook_data {
+    const char *point;        /* e.g. "att.out" */
+    int layer;                /* -1 for global points */
+    float *data;              /* rows x width float32, row r at data + r * stride; changes are kept */
+    size_t rows, width, stride;
+    const int32_t *row_slot;  /* the state slot of each row */
+    struct rwkv_state *state; /* the running state; rwkv_state_read/write may be called from a hook */
+};
+
+/* Returns 0 to go on; anything else stops the run, which then returns RWKV_ERR_ARG ("stopped by a hook");
+ * the slots of that chunk are then part-way through it: reset or reload them. */
+typedef int (*rwkv_hook_fn)(void *user, const struct rwkv_hook_data *data);
+
+/* Calls `fn` at every point named `point` ("*" = all) of layer `layer` (-1 = every layer and the
+ * global points). Hooks run in the order added. Backends without hook support return
+ * RWKV_ERR_UNSUPPORTED. */
+rwkv_status rwkv_state_add_hook(struct rwkv_state *state, const char *point, int layer, rwkv_hook_fn fn,
+                                void *user, struct rwkv_error *err);
+void rwkv_state_clear_hooks(struct rwkv_state *state);
+
+/* Writes up to `cap` (name, layer) pairs of the model's hook points in program order; returns how many
+ * there are. Names are static strings. */
+size_t rwkv_model_hook_points(const struct rwkv_model *model, const char **names, int *layers, size_t cap);
+
 /* ---- tokenizer (RWKV World: greedy longest byte match) ---------------------------------------- */
 
 struct rwkv_tokenizer;

@@ -31,7 +31,7 @@ static const size_t lens[NSEQ] = {1, 300, 5, 64, 0, 131};
 
 /* All sequences in one state with `chunk`, every-token output (slot 4 has no input and must stay
  * untouched), compared with each sequence alone in a fresh state. */
-static void batched_vs_sequential(struct rwkv_model *m, int32_t *seq[NSEQ], const float *alone[NSEQ], int chunk)
+static void batched_vs_sequential(struct rwkv_model *m, int32_t *seq[NSEQ], const float *const alone[NSEQ], int chunk)
 {
     size_t V = (size_t)rwkv_model_get_info(m)->n_vocab, S = rwkv_model_get_info(m)->state_floats;
     struct rwkv_state_options so = {NSEQ, chunk};

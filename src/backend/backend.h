@@ -19,10 +19,20 @@ struct rwkv_chunk {
     const int32_t *seg_len;   /* [n_seg] >= 1 */
     int n_out;                /* R: logits rows requested (0 allowed) */
     const int32_t *out_rows;  /* [R] token indices, increasing */
+    const int32_t *token_slot; /* [T] slot of each token (for hooks) */
+    const int32_t *out_slot;   /* [R] slot of each logits row */
+};
+
+struct rwkv_hook {
+    char point[32];
+    int layer;
+    rwkv_hook_fn fn;
+    void *user;
 };
 
 struct rwkv_backend_ops {
     const char *name;
+    int supports_hooks;
     rwkv_status (*device_open)(struct rwkv_device *dev, struct rwkv_error *err);
     void (*device_free)(struct rwkv_device *dev);
     /* Takes what it needs from model->weights (upload); may not keep pointers beyond model lifetime. */
@@ -60,6 +70,10 @@ struct rwkv_state {
     float **out_ptrs;     /* [token_chunk_size] destination of each logits row */
     size_t *take;         /* [num_batch] tokens per slot in the current chunk */
     unsigned round_robin; /* which slot gets leftover tokens first */
+    int32_t *token_slot;  /* [token_chunk_size] */
+    int32_t *out_slot;    /* [token_chunk_size] */
+    struct rwkv_hook *hooks;
+    int n_hooks;
 };
 
 static inline const struct rwkv_backend_ops *rwkv_backend_of(const struct rwkv_device *dev)

@@ -124,6 +124,9 @@ void rwkv_state_free(struct rwkv_state *state)
     free(state->out_rows);
     free(state->out_ptrs);
     free(state->take);
+    free(state->token_slot);
+    free(state->out_slot);
+    free(state->hooks);
     free(state);
 }
 
@@ -155,7 +158,10 @@ rwkv_status rwkv_state_new(const struct rwkv_model *model, const struct rwkv_sta
     s->out_rows = malloc(T * sizeof *s->out_rows);
     s->out_ptrs = malloc(T * sizeof *s->out_ptrs);
     s->take = malloc(B * sizeof *s->take);
-    if (!s->tokens || !s->seg_slot || !s->seg_start || !s->seg_len || !s->out_rows || !s->out_ptrs || !s->take) {
+    s->token_slot = malloc(T * sizeof *s->token_slot);
+    s->out_slot = malloc(T * sizeof *s->out_slot);
+    if (!s->tokens || !s->seg_slot || !s->seg_start || !s->seg_len || !s->out_rows || !s->out_ptrs || !s->take ||
+        !s->token_slot || !s->out_slot) {
         rwkv_state_free(s);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     }
@@ -319,6 +325,7 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
                 return rwkv_fail(err, RWKV_ERR_TOKEN, "rwkv_run: slot %d: token %d at position %zu is outside the "
                                  "vocabulary (0..%d)", i, tok, k, V - 1);
             s->tokens[t + k] = tok;
+            s->token_slot[t + k] = i;
         }
         s->seg_slot[n_seg] = i;
         s->seg_start[n_seg] = (int32_t)t;
@@ -327,11 +334,13 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
         for (size_t r = 0; r < rows; r++) {
             s->out_rows[n_out] = (int32_t)(io[i].output == RWKV_OUTPUT_LAST ? t + take - 1 : t + r);
             s->out_ptrs[n_out] = io[i].logits + r * (size_t)V;
+            s->out_slot[n_out] = i;
             n_out++;
         }
         t += take;
     }
-    struct rwkv_chunk chunk = {(int)T, s->tokens, n_seg, s->seg_slot, s->seg_start, s->seg_len, n_out, s->out_rows};
+    struct rwkv_chunk chunk = {(int)T,       s->tokens,     n_seg,         s->seg_slot, s->seg_start,
+                               s->seg_len,   n_out,         s->out_rows,   s->token_slot, s->out_slot};
     rwkv_status st = rwkv_backend_of(m->device)->run(s, &chunk, s->out_ptrs, err);
     if (st)
         return st;
@@ -352,6 +361,68 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
         }
     }
     return RWKV_OK;
+}
+
+/* ---- hooks ---- */
+
+rwkv_status rwkv_state_add_hook(struct rwkv_state *state, const char *point, int layer, rwkv_hook_fn fn,
+                                void *user, struct rwkv_error *err)
+{
+    rwkv_error_clear(err);
+    if (!state || !point || !fn)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_add_hook: state, point and fn are required");
+    if (strlen(point) >= sizeof state->hooks[0].point)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_add_hook: point name '%.40s' is too long", point);
+    if (layer < -1 || layer >= state->model->info.n_layer)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_add_hook: layer %d out of range (-1 or 0..%d)", layer,
+                         state->model->info.n_layer - 1);
+    const struct rwkv_backend_ops *ops = rwkv_backend_of(state->model->device);
+    if (!ops->supports_hooks)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "hooks are not supported by the %s backend yet", ops->name);
+    int known = strcmp(point, "*") == 0;
+    for (int i = 0; i < state->model->program.n_ops && !known; i++) {
+        const struct rwkv_op *op = &state->model->program.ops[i];
+        known = op->kind == RWKV_OP_HOOK && strcmp(op->hook, point) == 0;
+    }
+    if (!known)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_add_hook: this model has no hook point '%s'", point);
+    struct rwkv_hook *h = realloc(state->hooks, (size_t)(state->n_hooks + 1) * sizeof *h);
+    if (!h)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    state->hooks = h;
+    h += state->n_hooks++;
+    snprintf(h->point, sizeof h->point, "%s", point);
+    h->layer = layer;
+    h->fn = fn;
+    h->user = user;
+    return RWKV_OK;
+}
+
+void rwkv_state_clear_hooks(struct rwkv_state *state)
+{
+    if (!state)
+        return;
+    free(state->hooks);
+    state->hooks = NULL;
+    state->n_hooks = 0;
+}
+
+size_t rwkv_model_hook_points(const struct rwkv_model *model, const char **names, int *layers, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; model && i < model->program.n_ops; i++) {
+        const struct rwkv_op *op = &model->program.ops[i];
+        if (op->kind != RWKV_OP_HOOK)
+            continue;
+        if (n < cap) {
+            if (names)
+                names[n] = op->hook;
+            if (layers)
+                layers[n] = op->layer;
+        }
+        n++;
+    }
+    return n;
 }
 
 void rwkv_softmax(const float *logits, float *probs, size_t n)

@@ -291,6 +291,24 @@ static void run_wkv(void *ctx, int index, int count)
     }
 }
 
+/* Calls the state's hooks that match this HOOK op; returns 0, or non-zero when one asks to stop. */
+static int run_hooks(const struct exec *e)
+{
+    const struct rwkv_op *op = e->op;
+    for (int i = 0; i < e->s->n_hooks; i++) {
+        const struct rwkv_hook *h = &e->s->hooks[i];
+        if ((strcmp(h->point, "*") != 0 && strcmp(h->point, op->hook) != 0) || (h->layer != -1 && h->layer != op->layer))
+            continue;
+        struct cpu_mat m = view(e, op->in[0]);
+        int per_output = e->model->program.buffers[op->in[0].buf].per_output;
+        struct rwkv_hook_data d = {op->hook, op->layer, m.p, (size_t)op_rows(e, op->in[0]), (size_t)op->in[0].width,
+                                   m.stride, per_output ? e->chunk->out_slot : e->chunk->token_slot, e->s};
+        if (d.rows > 0 && h->fn(h->user, &d) != 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void copy_logits(const struct exec *e)
 {
     const struct rwkv_program *p = &e->model->program;
@@ -317,7 +335,10 @@ static rwkv_status cpu_run(struct rwkv_state *s, const struct rwkv_chunk *chunk,
         case RWKV_OP_WKV4:
         case RWKV_OP_WKV5:
         case RWKV_OP_WKV7: rwkv_pool_run(cd->pool, run_wkv, &e); break;
-        case RWKV_OP_HOOK: break;
+        case RWKV_OP_HOOK:
+            if (s->n_hooks && run_hooks(&e))
+                return rwkv_fail(err, RWKV_ERR_ARG, "run stopped by a hook at %s (layer %d)", op->hook, op->layer);
+            break;
         default:
             if ((size_t)op_rows(&e, op->out) * (size_t)op->out.width >= 16384)
                 rwkv_pool_run(cd->pool, run_rows, &e);
@@ -332,6 +353,7 @@ static rwkv_status cpu_run(struct rwkv_state *s, const struct rwkv_chunk *chunk,
 
 const struct rwkv_backend_ops rwkv_cpu_backend = {
     .name = "cpu",
+    .supports_hooks = 1,
     .device_open = cpu_device_open,
     .device_free = cpu_device_free,
     .model_init = cpu_model_init,
