@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "model/convert.h"
 #include "model/lora.h"
 
 /* Symbolic dimensions of the spec tables. */
@@ -526,6 +527,17 @@ rwkv_status rwkv_model_load(struct rwkv_device *device, const char *path, const 
     rwkv_status st = rwkv_table_open(path, &t, err);
     if (st)
         return st;
+    if (t.map.size >= 4 && memcmp(t.map.data, "PK\x03\x04", 4) == 0) {
+        /* an official PyTorch checkpoint: convert to web-rwkv's layout as its converter does (F16), or
+         * keep float32 when that precision is asked for */
+        enum rwkv_dtype dt = options && options->matrix_dtype == RWKV_DTYPE_F32 ? RWKV_DTYPE_F32 : RWKV_DTYPE_F16;
+        struct rwkv_tensor_table c;
+        st = rwkv_convert_to_webrwkv(&t, dt, &c, err);
+        rwkv_table_free(&t);
+        if (st)
+            return st;
+        t = c;
+    }
     return rwkv_model_build(device, &t, options, out, err);
 }
 

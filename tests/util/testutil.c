@@ -46,25 +46,30 @@ int tu_finish(const char *name)
     return tu_failures ? 1 : 0;
 }
 
-static char *rotate(void)
+/* Each path helper has its own ring of buffers, so that a tu_tmp() path held across tu_shared() calls
+ * can never turn into a shared path (which a test might then overwrite or remove). */
+#define RING 64
+static char *rotate(char (*bufs)[4096], int *k)
 {
-    static char bufs[8][4096];
-    static int k;
-    return bufs[k++ & 7];
+    return bufs[(*k)++ & (RING - 1)];
 }
 
 const char *tu_shared(const char *rel)
 {
+    static char bufs[RING][4096];
+    static int k;
     const char *base = getenv("RWKV_SHARED");
-    char *b = rotate();
+    char *b = rotate(bufs, &k);
     snprintf(b, 4096, "%s/%s", base && *base ? base : RWKV_SHARED_DEFAULT, rel);
     return b;
 }
 
 const char *tu_tmp(const char *name)
 {
+    static char bufs[RING][4096];
+    static int k;
     const char *base = getenv("RWKV_TMP");
-    char *b = rotate();
+    char *b = rotate(bufs, &k);
     snprintf(b, 4096, "%s/%ld-%s", base && *base ? base : RWKV_TMP_DEFAULT, (long)getpid(), name);
     return b;
 }

@@ -5,6 +5,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(RWKV_NO_SIMD)
 #define CPU_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -170,7 +171,9 @@ const char *cpu_kernels_init(void)
 {
 #ifdef CPU_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)); /* not every compiler's builtin knows f16c */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) {
         row_to_f32_impl = row_to_f32_avx2;
         dot4_impl = dot4_avx2;
         have_avx2 = 1;
