@@ -54,6 +54,8 @@ static void test_headers(void)
          "\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[8,16]}}",
          16, RWKV_ERR_FORMAT, "appears twice"},
         {"{\"__metadata__\":{\"x\":1}}", 0, RWKV_ERR_FORMAT, "not a string"},
+        {"{\"a\\nb\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", 8, RWKV_ERR_FORMAT,
+         "control character"},
         {"{\"a\":{\"dtype\":\"F16\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,2]}}", 2, RWKV_ERR_FORMAT,
          "dimensions"},
         {"{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", 8, RWKV_ERR_MODEL, "not an RWKV model"},

@@ -23,6 +23,14 @@ static int parse_dtype(const char *s, enum rwkv_dtype *out)
     return 0;
 }
 
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 static int cmp_by_offset(const void *a, const void *b)
 {
     const struct rwkv_tensor *x = a, *y = b;
@@ -118,8 +126,9 @@ rwkv_status rwkv_safetensors_parse(struct rwkv_tensor_table *t, struct rwkv_erro
     }
     for (size_t i = 0; i < root->len; i++) {
         const char *key = root->keys[i];
-        if (strlen(key) != root->key_lens[i]) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor name with a NUL byte", path);
+        if (strlen(key) != root->key_lens[i] || has_control(key)) {
+            /* names go into one-line error messages: no NUL, newline or other control bytes */
+            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor name %zu has a control character", path, i);
             break;
         }
         if (strcmp(key, "__metadata__") == 0) {
