@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 #define JSON_MAX_DEPTH 64
 
@@ -73,30 +74,6 @@ static int hex4(const char *s, unsigned *out)
     return 1;
 }
 
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* Parses a string at p->pos (which is at '"'). Decoded output is never longer than the input. */
 static rwkv_status parse_string(struct parser *p, char **out, size_t *out_len)
 {
@@ -152,7 +129,7 @@ static rwkv_status parse_string(struct parser *p, char **out, size_t *out_len)
                 }
                 /* a lone surrogate is kept as its 3-byte (WTF-8) form, like lenient parsers do */
             }
-            k += put_utf8(o + k, cp);
+            k += rwkv_utf8_put((uint8_t *)o + k, cp);
             break;
         }
         default:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "core/platform.h"
 #include "io/json.h"
 
@@ -368,30 +369,6 @@ static int parse_hex(const uint8_t **pp, const uint8_t *end, int digits, uint32_
     return 1;
 }
 
-static size_t put_utf8(uint8_t *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (uint8_t)(0xc0 | cp >> 6);
-        o[1] = (uint8_t)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (uint8_t)(0xe0 | cp >> 12);
-        o[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
-        o[2] = (uint8_t)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (uint8_t)(0xf0 | cp >> 18);
-    o[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
-    o[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
-    o[3] = (uint8_t)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* Length of the well-formed UTF-8 sequence at p (no overlongs, surrogates or values past U+10FFFF),
  * or 0: Python reads the file as UTF-8 and would refuse it. */
 static size_t utf8_len(const uint8_t *p, const uint8_t *end)
@@ -470,7 +447,7 @@ static rwkv_status parse_escape(const struct builder *b, size_t line, const uint
     if (is_bytes)
         o[(*k)++] = (uint8_t)v;
     else
-        *k += put_utf8(o + *k, v);
+        *k += rwkv_utf8_put(o + *k, v);
     *pp = p;
     return RWKV_OK;
 }
