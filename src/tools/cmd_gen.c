@@ -384,6 +384,8 @@ static int run_all(const struct gen *g, struct run *r)
     t.prefill_s = rwkv_time_seconds() - t0;
     fflush(stdout);
     rc = generate(g, r, &t);
+    putchar('\n'); /* end the streamed text before the speed lines */
+    fflush(stdout);
     report(g, r, &t);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("gen", "cannot write to stdout");
