@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/platform.h"
 
 #define MAX_LAYERS 4096 /* the loader counts blocks up to this */
@@ -35,46 +36,10 @@
 
 /* ---- random numbers: splitmix64 seeds xoshiro256** ---- */
 
-struct rng {
-    uint64_t s[4];
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(struct rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
 /* Uniform in [-1, 1). */
-static float rng_sym(struct rng *r)
+static float rng_sym(struct rwkv_rng *r)
 {
-    return (float)(rng_next(r) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    return (float)(rwkv_rng_next(r) >> 40) * (2.0f / 16777216.0f) - 1.0f;
 }
 
 static uint64_t name_hash(const char *s)
@@ -499,8 +464,8 @@ static uint32_t precision_mask(enum rwkv_dtype dtype)
 static void fill_block(const struct fill_job *j, int64_t block)
 {
     float buf[BLOCK];
-    struct rng r;
-    rng_seed(&r, j->seed + (uint64_t)block * 0x9e3779b97f4a7c15ull);
+    struct rwkv_rng r;
+    rwkv_rng_seed(&r, j->seed + (uint64_t)block * 0x9e3779b97f4a7c15ull);
     int64_t start = block * BLOCK, n = j->numel - start < BLOCK ? j->numel - start : BLOCK;
     uint32_t mask = precision_mask(j->dtype), bits;
     for (int64_t i = 0; i < n; i++) {
@@ -548,7 +513,7 @@ static void fill_random(struct build *b, const struct recipe *r, const struct rw
 {
     int64_t rows = x->shape[x->ndim - 2], cols = x->shape[x->ndim - 1];
     uint64_t seed = b->o->seed ^ name_hash(x->name);
-    struct fill_job j = {(uint8_t *)x->data, x->dtype, rwkv_tensor_numel(x), splitmix64(&seed),
+    struct fill_job j = {(uint8_t *)x->data, x->dtype, rwkv_tensor_numel(x), rwkv_splitmix64(&seed),
                          (float)uniform_half_width(r, b->s, rows, cols)};
     if (b->pool && j.numel > 4 * BLOCK)
         rwkv_pool_run(b->pool, fill_worker, &j);

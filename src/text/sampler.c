@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 struct cand {
     float p; /* logit, then exp((logit - max) / temperature): the top candidate has p == 1 */
@@ -25,41 +26,10 @@ struct rwkv_sampler {
     float *weight;      /* [n_vocab] decayed occurrence counts; > 0 means seen */
     int32_t *seen;      /* [n_vocab] ids with weight > 0, in no order */
     size_t n_seen;
-    uint64_t rng[4];
+    struct rwkv_rng rng;
 };
 
 /* ---- random numbers ----------------------------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t xoshiro_next(uint64_t s[4])
-{
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* Uniform in [0, 1). */
-static double rng_uniform(uint64_t s[4])
-{
-    return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53;
-}
 
 /* ---- options ------------------------------------------------------------------------------------ */
 
@@ -149,9 +119,7 @@ void rwkv_sampler_reset(struct rwkv_sampler *s)
         return;
     memset(s->weight, 0, s->n_vocab * sizeof *s->weight);
     s->n_seen = 0;
-    uint64_t x = s->opt.seed;
-    for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix64(&x);
+    rwkv_rng_seed(&s->rng, s->opt.seed);
 }
 
 /* Older occurrences fade by penalty_decay, then the new one counts 1 (ChatRWKV's order). Tokens whose
@@ -359,9 +327,9 @@ static size_t nucleus(struct cand *c, size_t n, double sum, float top_p)
 }
 
 /* `sum` is the mass of c[0, n). */
-static int32_t draw(const struct cand *c, size_t n, double sum, uint64_t rng[4])
+static int32_t draw(const struct cand *c, size_t n, double sum, struct rwkv_rng *rng)
 {
-    double r = rng_uniform(rng) * sum, acc = 0.0;
+    double r = rwkv_rng_uniform(rng) * sum, acc = 0.0;
     for (size_t i = 0; i < n; i++) {
         acc += c[i].p;
         if (r < acc)
@@ -392,5 +360,5 @@ int32_t rwkv_sampler_sample(struct rwkv_sampler *s, const float *logits)
         n = nucleus(s->cands, n, sum, o->top_p);
     if (o->min_p > 0.0f) /* relative to the best token, whose p is 1 */
         n = keep_at_least(s->cands, n, o->min_p);
-    return draw(s->cands, n, n == all ? sum : mass(s->cands, n), s->rng);
+    return draw(s->cands, n, n == all ? sum : mass(s->cands, n), &s->rng);
 }

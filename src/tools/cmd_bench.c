@@ -457,8 +457,7 @@ static void print_notes(const struct bench *b)
 static int open_bench(struct bench *b)
 {
     const struct bench_args *a = b->args;
-    int rc = a->ma.model ? cli_session_open(&b->ses, &a->ma, 0, 1, "bench")
-                         : cli_synth_session_open(&b->ses, &a->ma, &a->synth, 0, 1, "bench");
+    int rc = cli_session_open_synth(&b->ses, &a->ma, a->ma.model ? NULL : &a->synth, 0, 1, "bench");
     if (rc)
         return rc;
     b->info = rwkv_model_get_info(b->ses.model);

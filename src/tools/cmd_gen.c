@@ -195,8 +195,7 @@ static int open_model(const struct gen *g, struct run *r)
 {
     double t0 = rwkv_time_seconds();
     char name[160];
-    int rc = g->ma.model ? cli_session_open(&r->ses, &g->ma, 1, (int)g->chunk, "gen")
-                         : cli_synth_session_open(&r->ses, &g->ma, &g->synth, 1, (int)g->chunk, "gen");
+    int rc = cli_session_open_synth(&r->ses, &g->ma, g->ma.model ? NULL : &g->synth, 1, (int)g->chunk, "gen");
     if (rc)
         return rc;
     const struct rwkv_model_info *in = rwkv_model_get_info(r->ses.model);

@@ -101,41 +101,6 @@ void cli_synth_name(const struct rwkv_synth_options *o, char *buf, size_t n)
         snprintf(buf, n, "synth v%d L%d D%d V%d", o->version, o->n_layer, o->n_embd, o->n_vocab ? o->n_vocab : 65536);
 }
 
-int cli_synth_session_open(struct cli_session *s, const struct cli_model_args *a, const struct rwkv_synth_options *o,
-                           int num_batch, int chunk, const char *cmd)
-{
-    struct rwkv_error err;
-    memset(s, 0, sizeof *s);
-    struct rwkv_device_options dopt = rwkv_device_default_options();
-    dopt.backend = a->backend;
-    dopt.n_threads = a->threads;
-    dopt.device_index = a->device_index;
-    dopt.device_name = a->device_name;
-    dopt.verbose = a->verbose;
-    struct rwkv_synth_options so = *o;
-    so.n_threads = a->threads;
-    struct rwkv_model_options mopt = rwkv_model_default_options();
-    mopt.loras = a->loras;
-    mopt.n_loras = a->n_loras;
-    struct rwkv_tensor_table table;
-    if (rwkv_device_open(&dopt, &s->device, &err) || rwkv_synth_table(&so, &table, &err))
-        goto fail;
-    if (rwkv_model_build(s->device, &table, &mopt, &s->model, &err)) /* owns the table from here */
-        goto fail;
-    if (num_batch > 0) {
-        struct rwkv_state_options sopt = rwkv_state_default_options();
-        sopt.num_batch = num_batch;
-        sopt.token_chunk_size = chunk;
-        if (rwkv_state_new(s->model, &sopt, &s->state, &err))
-            goto fail;
-    }
-    return 0;
-fail:
-    cli_error(cmd, "%s", err.message);
-    cli_session_close(s);
-    return 1;
-}
-
 static void print_summary(const char *path, const struct rwkv_synth_options *o, const struct rwkv_synth_shape *s,
                           double seconds)
 {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "tools/cli.h"
 
 void cli_model_args_init(struct cli_model_args *a)
@@ -94,6 +95,12 @@ int cli_model_args_parse(struct cli_model_args *a, const char *cmd, const char *
 int cli_session_open(struct cli_session *s, const struct cli_model_args *a, int num_batch, int chunk,
                      const char *cmd)
 {
+    return cli_session_open_synth(s, a, NULL, num_batch, chunk, cmd);
+}
+
+int cli_session_open_synth(struct cli_session *s, const struct cli_model_args *a,
+                           const struct rwkv_synth_options *synth, int num_batch, int chunk, const char *cmd)
+{
     struct rwkv_error err;
     memset(s, 0, sizeof *s);
     struct rwkv_device_options dopt = rwkv_device_default_options();
@@ -107,8 +114,16 @@ int cli_session_open(struct cli_session *s, const struct cli_model_args *a, int 
     struct rwkv_model_options mopt = rwkv_model_default_options();
     mopt.loras = a->loras;
     mopt.n_loras = a->n_loras;
-    if (rwkv_model_load(s->device, a->model, &mopt, &s->model, &err))
+    if (synth) {
+        struct rwkv_synth_options so = *synth;
+        so.n_threads = a->threads;
+        struct rwkv_tensor_table table;
+        if (rwkv_synth_table(&so, &table, &err) ||
+            rwkv_model_build(s->device, &table, &mopt, &s->model, &err)) /* owns the table from here */
+            goto fail;
+    } else if (rwkv_model_load(s->device, a->model, &mopt, &s->model, &err)) {
         goto fail;
+    }
     if (num_batch > 0) {
         struct rwkv_state_options sopt = rwkv_state_default_options();
         sopt.num_batch = num_batch;

@@ -3,6 +3,7 @@
 #ifndef RWKV_TOOLS_COMMON_H
 #define RWKV_TOOLS_COMMON_H
 
+#include "model/synth.h"
 #include "rwkv.h"
 
 struct cli_model_args {
@@ -32,6 +33,9 @@ struct cli_session {
  * failure (with everything opened so far closed). num_batch 0 = no state. */
 int cli_session_open(struct cli_session *s, const struct cli_model_args *a, int num_batch, int chunk,
                      const char *cmd);
+/* The same for a synthetic model built in memory from `synth` (NULL: load a->model). */
+int cli_session_open_synth(struct cli_session *s, const struct cli_model_args *a,
+                           const struct rwkv_synth_options *synth, int num_batch, int chunk, const char *cmd);
 void cli_session_close(struct cli_session *s);
 
 #endif

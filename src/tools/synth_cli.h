@@ -16,9 +16,4 @@ int cli_synth_parse(struct rwkv_synth_options *o, int *given, const char *cmd, c
 /* "synth v7 L12 D768 V65536" (or the preset's name when the shape is one), for reports. */
 void cli_synth_name(const struct rwkv_synth_options *o, char *buf, size_t n);
 
-/* cli_session_open for a synthetic model built in memory (a->model is ignored; a->loras apply). Prints
- * one error line and returns 1 on failure. */
-int cli_synth_session_open(struct cli_session *s, const struct cli_model_args *a, const struct rwkv_synth_options *o,
-                           int num_batch, int chunk, const char *cmd);
-
 #endif
