@@ -2,6 +2,7 @@
  * Without --model it runs a built-in synthetic RWKV-7 of the 0.1B shape, so that the first command of
  * the README works with nothing downloaded. */
 #include <stddef.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,10 @@ static int generate(const struct gen *g, struct run *r, struct timing *t)
 {
     for (long i = 0; i < g->n_gen; i++) {
         double t0 = rwkv_time_seconds();
+        /* the model's head may be wider than the vocabulary (65536 vs 65530): never pick those ids */
+        size_t V = (size_t)rwkv_model_get_info(r->ses.model)->n_vocab;
+        for (size_t k = r->tok ? rwkv_tokenizer_vocab_size(r->tok) : V; k < V; k++)
+            r->logits[k] = -INFINITY;
         int32_t id = rwkv_sampler_sample(r->sampler, r->logits);
         rwkv_sampler_accept(r->sampler, id);
         double t1 = rwkv_time_seconds();
@@ -383,7 +388,6 @@ static int run_all(const struct gen *g, struct run *r)
     t.prefill_s = rwkv_time_seconds() - t0;
     fflush(stdout);
     rc = generate(g, r, &t);
-    putchar('\n'); /* end the streamed text before the speed lines */
     fflush(stdout);
     report(g, r, &t);
     if (fflush(stdout) != 0 || ferror(stdout)) {
