@@ -116,6 +116,12 @@ void rwkv_device_free(struct rwkv_device *device);
 const char *rwkv_device_description(const struct rwkv_device *device);
 enum rwkv_backend rwkv_device_backend(const struct rwkv_device *device);
 
+/* Measures the device's copy bandwidth: `bytes` copied from one buffer in the device's memory to another
+ * (host memory for the CPU, device memory for a GPU), best of several runs, as (bytes read + bytes
+ * written) / second in GB/s: the yardstick benchmarks divide their bandwidth by. */
+rwkv_status rwkv_device_copy_bandwidth(struct rwkv_device *device, size_t bytes, double *gbps,
+                                       struct rwkv_error *err);
+
 /* ---- models ------------------------------------------------------------------------------------ */
 
 enum rwkv_arch {

@@ -47,6 +47,8 @@ struct rwkv_backend_ops {
     /* Runs the program over one chunk; writes logits row r (n_vocab floats) to rows[r], r < n_out. */
     rwkv_status (*run)(struct rwkv_state *state, const struct rwkv_chunk *chunk, float *const *rows,
                        struct rwkv_error *err);
+    /* (bytes read + written) / s of a buffer-to-buffer copy in the device's memory, in GB/s. Optional. */
+    rwkv_status (*copy_bandwidth)(struct rwkv_device *dev, size_t bytes, double *gbps, struct rwkv_error *err);
 };
 
 struct rwkv_device {

@@ -89,6 +89,19 @@ enum rwkv_backend rwkv_device_backend(const struct rwkv_device *device)
     return device && strcmp(device->ops->name, "cpu") == 0 ? RWKV_BACKEND_CPU : RWKV_BACKEND_VULKAN;
 }
 
+rwkv_status rwkv_device_copy_bandwidth(struct rwkv_device *device, size_t bytes, double *gbps,
+                                       struct rwkv_error *err)
+{
+    rwkv_error_clear(err);
+    if (!device || !gbps || bytes == 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_device_copy_bandwidth: device, gbps and bytes are required");
+    *gbps = 0;
+    if (!device->ops->copy_bandwidth)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "the %s backend cannot measure its copy bandwidth",
+                         device->ops->name);
+    return device->ops->copy_bandwidth(device, bytes, gbps, err);
+}
+
 /* ---- states ---- */
 
 struct rwkv_state_options rwkv_state_default_options(void)
