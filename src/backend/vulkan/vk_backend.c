@@ -1,0 +1,662 @@
+/* The Vulkan backend: weights on the device, state slots and runtime buffers, descriptor sets, and
+ * state read/write/copy. Running a chunk is in vk_exec.c.
+ *
+ * Weights: every weight a program op references is uploaded once. Matrices (MATMUL/EMBED w0) keep
+ * F16 or F32; BF16 becomes F16 when every value is exactly representable, else F32, so the numbers
+ * are those of the CPU backend. Matrices are split into parts of whole rows that each fit one
+ * descriptor (lim.split_bytes); vectors are F32, one span each.
+ *
+ * State: the program addresses one slot's state by float offsets (state_off). The device stores it
+ * by region instead: each range of the slot that an op uses (a layer's shift or WKV state) is one
+ * array over all slots, [num_batch][floats], so that one descriptor covers that range of every slot.
+ *
+ * Runtime buffers are [token_chunk_size][width] floats, per-output ones [out_tile][width]: when all
+ * requested logits rows do not fit one descriptor, the per-output ops run in tiles of rows. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/vulkan/vk_internal.h"
+#include "core/error.h"
+
+static struct vk_dev *dev_of(const struct rwkv_model *m)
+{
+    return m->device->priv;
+}
+
+/* ---- weights ---- */
+
+enum role { ROLE_NONE, ROLE_VECTOR, ROLE_MATRIX };
+
+static int is_matrix_slot(const struct rwkv_op *op, int i)
+{
+    return i == 0 && (op->kind == RWKV_OP_MATMUL || op->kind == RWKV_OP_EMBED);
+}
+
+static rwkv_status weight_roles(const struct rwkv_model *m, unsigned char *role, struct rwkv_error *err)
+{
+    for (int o = 0; o < m->program.n_ops; o++) {
+        const struct rwkv_op *op = &m->program.ops[o];
+        for (int i = 0; i < RWKV_OP_MAX_W; i++) {
+            int w = op->w[i];
+            if (w < 0)
+                continue;
+            unsigned char r = is_matrix_slot(op, i) ? ROLE_MATRIX : ROLE_VECTOR;
+            if (role[w] != ROLE_NONE && role[w] != r)
+                return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: weight '%s' is used both as a matrix and as a "
+                                 "vector", m->weights[w].name);
+            if (r == ROLE_VECTOR && m->weights[w].dtype != RWKV_DTYPE_F32)
+                return rwkv_fail(err, RWKV_ERR_MODEL, "internal: vector '%s' is not F32", m->weights[w].name);
+            role[w] = r;
+        }
+    }
+    return RWKV_OK;
+}
+
+static size_t numel(const struct rwkv_weight *w)
+{
+    return w->nbytes / rwkv_dtype_size(w->dtype);
+}
+
+/* BF16 goes to F16 when that is exact for every value (true of most checkpoints' bf16 weights). */
+static enum rwkv_dtype device_dtype(const struct rwkv_weight *w)
+{
+    if (w->dtype != RWKV_DTYPE_BF16)
+        return w->dtype;
+    const uint16_t *p = w->data;
+    for (size_t i = 0, n = numel(w); i < n; i++) {
+        uint16_t b;
+        memcpy(&b, p + i, 2);
+        float f = rwkv_bf16_to_f32(b);
+        if (rwkv_f16_to_f32(rwkv_f32_to_f16(f)) != f)
+            return RWKV_DTYPE_F32;
+    }
+    return RWKV_DTYPE_F16;
+}
+
+static rwkv_status plan_weight(struct vk_dev *d, struct vk_model *vm, const struct rwkv_weight *w, int idx,
+                               enum role role, struct rwkv_error *err)
+{
+    struct vk_tensor *t = &vm->w[idx];
+    int matrix = role == ROLE_MATRIX;
+    t->dtype = matrix ? device_dtype(w) : RWKV_DTYPE_F32;
+    uint32_t rows = matrix ? (uint32_t)rwkv_weight_rows(w) : 1;
+    t->cols = matrix ? (uint32_t)rwkv_weight_cols(w) : (uint32_t)numel(w);
+    VkDeviceSize row_bytes = (VkDeviceSize)t->cols * rwkv_dtype_size(t->dtype);
+    uint32_t per_part = matrix ? (uint32_t)(d->lim.split_bytes / (row_bytes ? row_bytes : 1)) : 1;
+    if (per_part == 0)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: a row of '%s' (%llu bytes) exceeds the %llu bytes one "
+                         "buffer may hold", w->name, (unsigned long long)row_bytes,
+                         (unsigned long long)d->lim.split_bytes);
+    t->n_parts = (int)((rows + per_part - 1) / per_part);
+    t->parts = calloc((size_t)t->n_parts, sizeof *t->parts);
+    if (!t->parts)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    for (int p = 0; p < t->n_parts; p++) {
+        struct vk_part *part = &t->parts[p];
+        part->row0 = (uint32_t)p * per_part;
+        part->nrows = rows - part->row0 < per_part ? rows - part->row0 : per_part;
+        rwkv_status st = vk_pool_reserve(&vm->pool, part->nrows * row_bytes, &part->span, w->name, err);
+        if (st)
+            return st;
+    }
+    return RWKV_OK;
+}
+
+/* Copies weights into device buffers through one staging buffer, converting on the way. */
+struct uploader {
+    struct vk_dev *d;
+    struct vk_pool staging;
+    VkDeviceSize cap, used;
+    struct vk_cmd cmd;
+    int open;
+};
+
+static rwkv_status up_flush(struct uploader *u, struct rwkv_error *err)
+{
+    rwkv_status st = RWKV_OK;
+    if (u->open)
+        st = vk_cmd_submit(u->d, &u->cmd, err);
+    u->open = 0;
+    u->used = 0;
+    return st;
+}
+
+static void convert(const struct rwkv_weight *w, enum rwkv_dtype to, size_t e0, size_t n, void *dst)
+{
+    size_t es = rwkv_dtype_size(w->dtype);
+    const uint8_t *src = (const uint8_t *)w->data + e0 * es;
+    if (w->dtype == to) {
+        memcpy(dst, src, n * es);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) { /* from BF16: the only conversion device_dtype() asks for */
+        uint16_t b;
+        memcpy(&b, src + 2 * i, 2);
+        float f = rwkv_bf16_to_f32(b);
+        if (to == RWKV_DTYPE_F16)
+            ((uint16_t *)dst)[i] = rwkv_f32_to_f16(f);
+        else
+            ((float *)dst)[i] = f;
+    }
+}
+
+static rwkv_status up_part(struct uploader *u, const struct rwkv_weight *w, const struct vk_tensor *t,
+                           const struct vk_part *part, VkBuffer dst, struct rwkv_error *err)
+{
+    size_t es = rwkv_dtype_size(t->dtype);
+    size_t e = (size_t)part->row0 * t->cols, n = (size_t)part->nrows * t->cols;
+    VkDeviceSize dst_off = part->span.offset;
+    while (n > 0) {
+        if (u->cap - u->used < es) {
+            rwkv_status st = up_flush(u, err);
+            if (st)
+                return st;
+        }
+        if (!u->open) {
+            rwkv_status st = vk_cmd_begin(u->d, &u->cmd, err);
+            if (st)
+                return st;
+            u->open = 1;
+        }
+        size_t k = (size_t)((u->cap - u->used) / es);
+        k = k < n ? k : n;
+        convert(w, t->dtype, e, k, (uint8_t *)u->staging.blocks[0].mapped + u->used);
+        VkBufferCopy c = {u->used, dst_off, k * es};
+        vkCmdCopyBuffer(u->cmd.cb, u->staging.blocks[0].buffer, dst, 1, &c);
+        u->used += (k * es + 3) & ~(VkDeviceSize)3;
+        e += k;
+        n -= k;
+        dst_off += k * es;
+    }
+    return RWKV_OK;
+}
+
+static rwkv_status upload(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
+{
+    VkDeviceSize total = 0;
+    for (int b = 0; b < vm->pool.n_blocks; b++)
+        total += vm->pool.blocks[b].size;
+    struct uploader u = {.d = d};
+    u.cap = total < ((VkDeviceSize)64 << 20) ? total : ((VkDeviceSize)64 << 20);
+    rwkv_status st = vk_staging_new(d, &u.staging, u.cap, err);
+    if (!st)
+        st = vk_cmd_init(d, &u.cmd, err);
+    for (int i = 0; i < m->n_weights && !st; i++) {
+        const struct vk_tensor *t = &vm->w[i];
+        for (int p = 0; p < t->n_parts && !st; p++)
+            st = up_part(&u, &m->weights[i], t, &t->parts[p], vm->pool.blocks[t->parts[p].span.block].buffer, err);
+    }
+    if (!st)
+        st = up_flush(&u, err);
+    vk_cmd_free(d, &u.cmd);
+    vk_pool_free(d, &u.staging);
+    return st;
+}
+
+/* ---- kernels of the ops ---- */
+
+static int kernel_of(enum rwkv_op_kind k)
+{
+    switch (k) {
+    case RWKV_OP_EMBED: return VK_K_EMBED;
+    case RWKV_OP_LAYERNORM: return VK_K_LAYERNORM;
+    case RWKV_OP_SHIFT: return VK_K_SHIFT;
+    case RWKV_OP_LERP:
+    case RWKV_OP_MULADD:
+    case RWKV_OP_COPY:
+    case RWKV_OP_GATHER: return VK_K_ROWS;
+    case RWKV_OP_MATMUL: return VK_K_MATMUL;
+    case RWKV_OP_WKV4: return VK_K_WKV4;
+    case RWKV_OP_WKV5: return VK_K_WKV5;
+    case RWKV_OP_WKV7: return VK_K_WKV7;
+    default: return -1;
+    }
+}
+
+static int rows_mode(enum rwkv_op_kind k)
+{
+    return k == RWKV_OP_LERP ? VK_ROWS_LERP : k == RWKV_OP_MULADD ? VK_ROWS_MULADD
+         : k == RWKV_OP_COPY ? VK_ROWS_COPY : VK_ROWS_GATHER;
+}
+
+/* Checks what the kernels assume about an op (they read the whole input while writing the output). */
+static rwkv_status check_op(const struct vk_dev *d, const struct rwkv_op *op, struct rwkv_error *err)
+{
+    if ((op->kind == RWKV_OP_MATMUL || op->kind == RWKV_OP_SHIFT || op->kind == RWKV_OP_GATHER) &&
+        op->in[0].buf == op->out.buf)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: %s op of layer %d works in place",
+                         rwkv_op_name(op->kind), op->layer);
+    /* a workgroup per head: N invocations and 6 N floats of shared memory (wkv7.comp) */
+    if ((op->kind == RWKV_OP_WKV5 || op->kind == RWKV_OP_WKV7) &&
+        ((uint32_t)op->head_size > d->lim.max_wg || 6 * 4 * (uint32_t)op->head_size > d->lim.max_shared))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: head size %d: this device runs at most %u invocations "
+                         "with %u bytes of shared memory in a workgroup", op->head_size, d->lim.max_wg,
+                         d->lim.max_shared);
+    return RWKV_OK;
+}
+
+static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
+{
+    for (int o = 0; o < m->program.n_ops; o++) {
+        const struct rwkv_op *op = &m->program.ops[o];
+        struct vk_op_kernel *ok = &vm->ok[o];
+        ok->kernel = kernel_of(op->kind);
+        if (ok->kernel < 0)
+            continue;
+        rwkv_status st = check_op(d, op, err);
+        if (st)
+            return st;
+        uint32_t spec[4] = {VK_WG_ROWS, 0, 0, 0};
+        enum rwkv_dtype dt = RWKV_DTYPE_F32;
+        ok->n_parts = 1;
+        if (op->kind == RWKV_OP_MATMUL || op->kind == RWKV_OP_EMBED) {
+            dt = vm->w[op->w[0]].dtype;
+            ok->n_parts = vm->w[op->w[0]].n_parts;
+        }
+        switch (ok->kernel) {
+        case VK_K_LAYERNORM: spec[0] = VK_WG_NORM; break;
+        case VK_K_ROWS: spec[1] = (uint32_t)rows_mode(op->kind); break;
+        case VK_K_MATMUL:
+            spec[0] = VK_WG_MATMUL;
+            spec[1] = VK_MATMUL_ROWS;
+            spec[2] = VK_MATMUL_TOK;
+            break;
+        case VK_K_WKV5:
+        case VK_K_WKV7: spec[0] = (uint32_t)op->head_size; break;
+        default: break;
+        }
+        if ((st = vk_pipeline_get(d, ok->kernel, dt, spec, &ok->pipeline, err)))
+            return st;
+    }
+    return RWKV_OK;
+}
+
+static void vk_model_free(struct rwkv_model *m)
+{
+    struct vk_model *vm = (struct vk_model *)m->backend;
+    if (!vm)
+        return;
+    struct vk_dev *d = dev_of(m);
+    vk_pool_free(d, &vm->pool);
+    if (vm->w)
+        for (int i = 0; i < m->n_weights; i++)
+            free(vm->w[i].parts);
+    free(vm->w);
+    free(vm->ok);
+    free(vm);
+    m->backend = NULL;
+}
+
+static rwkv_status vk_model_init(struct rwkv_model *m, struct rwkv_error *err)
+{
+    struct vk_dev *d = dev_of(m);
+    struct vk_model *vm = calloc(1, sizeof *vm);
+    unsigned char *role = calloc((size_t)m->n_weights + 1, 1);
+    rwkv_status st = RWKV_OK;
+    if (vm) {
+        m->backend = (struct rwkv_backend_model *)vm;
+        vk_pool_init(&vm->pool, d->lim.split_bytes, d->lim.align);
+        vm->w = calloc((size_t)m->n_weights + 1, sizeof *vm->w);
+        vm->ok = calloc((size_t)m->program.n_ops + 1, sizeof *vm->ok);
+    }
+    if (!vm || !role || !vm->w || !vm->ok) {
+        st = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = weight_roles(m, role, err)))
+        goto done;
+    for (int i = 0; i < m->n_weights && !st; i++)
+        if (role[i] != ROLE_NONE)
+            st = plan_weight(d, vm, &m->weights[i], i, role[i], err);
+    if (!st)
+        st = vk_pool_commit(d, &vm->pool, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, 0, err);
+    if (!st)
+        st = upload(d, m, vm, err);
+    if (!st)
+        st = op_kernels(d, m, vm, err);
+done:
+    free(role);
+    if (st)
+        vk_model_free(m);
+    return st;
+}
+
+/* ---- state ---- */
+
+static size_t op_state_floats(const struct rwkv_op *op)
+{
+    switch (op->kind) {
+    case RWKV_OP_SHIFT: return (size_t)op->out.width;
+    case RWKV_OP_WKV4: return 3 * (size_t)op->head_size;
+    case RWKV_OP_WKV5:
+    case RWKV_OP_WKV7: return (size_t)op->heads * op->head_size * op->head_size;
+    default: return 0;
+    }
+}
+
+static int cmp_region(const void *a, const void *b)
+{
+    const struct vk_region *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Regions: the ranges the ops use, sorted, plus the gaps between them, so that they cover the slot. */
+static rwkv_status build_regions(struct rwkv_state *s, struct vk_state *vs, struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &s->model->program;
+    int n = 0;
+    vs->regions = calloc(2 * (size_t)p->n_ops + 2, sizeof *vs->regions);
+    vs->op_region = malloc(((size_t)p->n_ops + 1) * sizeof *vs->op_region);
+    if (!vs->regions || !vs->op_region)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    for (int o = 0; o < p->n_ops; o++)
+        if (op_state_floats(&p->ops[o]))
+            vs->regions[n++] = (struct vk_region){p->ops[o].state_off, op_state_floats(&p->ops[o]), {0, 0, 0}};
+    qsort(vs->regions, (size_t)n, sizeof *vs->regions, cmp_region);
+    int m = 0;
+    size_t end = 0;
+    for (int i = 0; i < n; i++) { /* merge duplicates and overlaps */
+        struct vk_region r = vs->regions[i];
+        if (m > 0 && r.start < end) {
+            size_t e = r.start + r.floats > end ? r.start + r.floats : end;
+            vs->regions[m - 1].floats = e - vs->regions[m - 1].start;
+            end = e;
+            continue;
+        }
+        vs->regions[m++] = r;
+        end = r.start + r.floats;
+    }
+    size_t pos = 0;
+    int count = m;
+    for (int i = 0; i < m; i++) { /* gaps: kept so that read/write round-trip every float */
+        if (vs->regions[i].start > pos)
+            vs->regions[count++] = (struct vk_region){pos, vs->regions[i].start - pos, {0, 0, 0}};
+        pos = vs->regions[i].start + vs->regions[i].floats;
+    }
+    if (pos < p->state_floats)
+        vs->regions[count++] = (struct vk_region){pos, p->state_floats - pos, {0, 0, 0}};
+    qsort(vs->regions, (size_t)count, sizeof *vs->regions, cmp_region);
+    vs->n_regions = count;
+    for (int o = 0; o < p->n_ops; o++) {
+        vs->op_region[o] = -1;
+        for (int i = 0; i < count && op_state_floats(&p->ops[o]); i++)
+            if (p->ops[o].state_off >= vs->regions[i].start &&
+                p->ops[o].state_off < vs->regions[i].start + vs->regions[i].floats)
+                vs->op_region[o] = i;
+    }
+    return RWKV_OK;
+}
+
+static size_t chunk_words(const struct rwkv_state *s)
+{
+    /* header, tokens[T], tok_seg[T], seg_slot/start/len[B], out_rows[T] */
+    return VK_CHUNK_HEADER + 3 * (size_t)s->token_chunk_size + 3 * (size_t)s->num_batch;
+}
+
+/* Per-output tile rows: all requested logits rows, or as many as one descriptor of each such buffer holds. */
+static void plan_tiles(const struct rwkv_state *s, const struct vk_dev *d, struct vk_state *vs)
+{
+    const struct rwkv_program *p = &s->model->program;
+    size_t wmax = 1;
+    for (int i = 0; i < p->n_buffers; i++)
+        if (p->buffers[i].per_output && (size_t)p->buffers[i].width > wmax)
+            wmax = (size_t)p->buffers[i].width;
+    size_t rows = (size_t)(d->lim.split_bytes / (wmax * sizeof(float)));
+    rows = rows < 1 ? 1 : rows;
+    vs->out_tile = rows < (size_t)s->token_chunk_size ? (int)rows : s->token_chunk_size;
+    vs->first_out_op = p->n_ops;
+    for (int o = 0; o < p->n_ops; o++)
+        if (p->ops[o].out.buf >= 0 && p->buffers[p->ops[o].out.buf].per_output) {
+            vs->first_out_op = o;
+            break;
+        }
+}
+
+static rwkv_status check_tiles(const struct rwkv_state *s, const struct vk_state *vs, struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &s->model->program;
+    for (int o = vs->first_out_op; o < p->n_ops; o++) {
+        const struct rwkv_op *op = &p->ops[o];
+        if (op->kind != RWKV_OP_HOOK && !p->buffers[op->out.buf].per_output)
+            return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: the program runs a per-token op (%s) after the "
+                             "per-output ops", rwkv_op_name(op->kind));
+    }
+    if (!p->buffers[p->logits_buf].per_output)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: the logits buffer is not per-output");
+    return RWKV_OK;
+}
+
+static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct vk_state *vs, struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &s->model->program;
+    vk_pool_init(&vs->act, d->lim.max_range, d->lim.align);
+    char what[96];
+    for (int i = 0; i < p->n_buffers; i++) {
+        size_t rows = p->buffers[i].per_output ? (size_t)vs->out_tile : (size_t)s->token_chunk_size;
+        snprintf(what, sizeof what, "runtime buffer '%s' for %zu tokens", p->buffers[i].name, rows);
+        rwkv_status st = vk_pool_reserve(&vs->act, rows * (size_t)p->buffers[i].width * sizeof(float), &vs->bufs[i],
+                                         what, err);
+        if (st)
+            return st;
+    }
+    vs->chunk_words = chunk_words(s);
+    rwkv_status st = vk_pool_reserve(&vs->act, vs->chunk_words * 4, &vs->chunk, "chunk table", err);
+    for (int i = 0; i < vs->n_regions && !st; i++) {
+        snprintf(what, sizeof what, "state of %d slots", s->num_batch);
+        st = vk_pool_reserve(&vs->act, (VkDeviceSize)s->num_batch * vs->regions[i].floats * sizeof(float),
+                             &vs->regions[i].span, what, err);
+    }
+    if (!st)
+        st = vk_pool_commit(d, &vs->act, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                            VK_BUFFER_USAGE_TRANSFER_DST_BIT, 0, err);
+    if (st)
+        return st;
+    size_t sf = p->state_floats * sizeof(float);
+    size_t up = vs->chunk_words * 4 > sf ? vs->chunk_words * 4 : sf;
+    size_t logits = (size_t)s->token_chunk_size * (size_t)p->buffers[p->logits_buf].width * sizeof(float);
+    size_t down = logits > sf ? logits : sf;
+    if ((st = vk_staging_new(d, &vs->up, up, err)))
+        return st;
+    return vk_staging_new(d, &vs->down, down, err);
+}
+
+/* ---- descriptor sets ---- */
+
+static VkDescriptorBufferInfo buf_info(const struct vk_state *vs, int buf, const struct vk_dev *d)
+{
+    if (buf < 0)
+        return (VkDescriptorBufferInfo){d->dummy, 0, VK_WHOLE_SIZE};
+    return vk_span_info(&vs->act, vs->bufs[buf]);
+}
+
+static int op_bindings(const struct rwkv_model *m, const struct vk_state *vs, int o, int part,
+                       VkDescriptorBufferInfo *info)
+{
+    const struct rwkv_op *op = &m->program.ops[o];
+    const struct vk_model *vm = (const struct vk_model *)m->backend;
+    const struct vk_dev *d = m->device->priv;
+    const struct vk_kernel_desc *k = &vk_kernels[vm->ok[o].kernel];
+    int n = 0;
+    info[n++] = buf_info(vs, op->out.buf, d);
+    for (int i = 0; i < k->n_in; i++)
+        info[n++] = buf_info(vs, op->in[i].buf, d);
+    for (int i = 0; i < k->n_w; i++) {
+        if (op->w[i] < 0) {
+            info[n++] = buf_info(vs, -1, d);
+            continue;
+        }
+        const struct vk_tensor *t = &vm->w[op->w[i]];
+        info[n++] = vk_span_info(&vm->pool, t->parts[is_matrix_slot(op, i) ? part : 0].span);
+    }
+    if (k->state)
+        info[n++] = vk_span_info(&vs->act, vs->regions[vs->op_region[o]].span);
+    if (k->chunk)
+        info[n++] = vk_span_info(&vs->act, vs->chunk);
+    return n;
+}
+
+static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_state *vs, struct rwkv_error *err)
+{
+    const struct rwkv_model *m = s->model;
+    const struct vk_model *vm = (const struct vk_model *)m->backend;
+    int n_disp = 0;
+    uint32_t n_desc = 0;
+    for (int o = 0; o < m->program.n_ops; o++)
+        if (vm->ok[o].kernel >= 0) {
+            n_disp += vm->ok[o].n_parts;
+            n_desc += (uint32_t)(vm->ok[o].n_parts * vk_kernel_bindings(vm->ok[o].kernel));
+        }
+    vs->disp = calloc((size_t)n_disp + 1, sizeof *vs->disp);
+    if (!vs->disp)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, n_desc ? n_desc : 1};
+    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                     .maxSets = (uint32_t)(n_disp ? n_disp : 1), .poolSizeCount = 1,
+                                     .pPoolSizes = &ps};
+    VkResult r = vkCreateDescriptorPool(d->device, &pi, NULL, &vs->desc_pool);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkCreateDescriptorPool");
+    for (int o = 0; o < m->program.n_ops; o++) {
+        int k = vm->ok[o].kernel;
+        for (int part = 0; k >= 0 && part < vm->ok[o].n_parts; part++) {
+            struct vk_dispatch *dp = &vs->disp[vs->n_disp];
+            VkDescriptorSetLayout layout = vk_set_layout(d, k);
+            VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                              .descriptorPool = vs->desc_pool, .descriptorSetCount = 1,
+                                              .pSetLayouts = &layout};
+            if ((r = vkAllocateDescriptorSets(d->device, &ai, &dp->set)) != VK_SUCCESS)
+                return vk_fail(d, r, err, "vkAllocateDescriptorSets");
+            VkDescriptorBufferInfo info[16];
+            int n = op_bindings(m, vs, o, part, info);
+            VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = dp->set,
+                                      .descriptorCount = (uint32_t)n,
+                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = info};
+            vkUpdateDescriptorSets(d->device, 1, &w, 0, NULL);
+            dp->op = o;
+            dp->part = part;
+            vs->n_disp++;
+        }
+    }
+    return RWKV_OK;
+}
+
+static void vk_state_free(struct rwkv_state *s)
+{
+    struct vk_state *vs = s->priv;
+    if (!vs)
+        return;
+    struct vk_dev *d = dev_of(s->model);
+    vk_cmd_free(d, &vs->cmd);
+    if (vs->desc_pool)
+        vkDestroyDescriptorPool(d->device, vs->desc_pool, NULL);
+    vk_pool_free(d, &vs->act);
+    vk_pool_free(d, &vs->up);
+    vk_pool_free(d, &vs->down);
+    free(vs->regions);
+    free(vs->op_region);
+    free(vs->disp);
+    free(vs);
+    s->priv = NULL;
+}
+
+/* ---- state transfers: region by region between the staging buffers and the device ---- */
+
+enum xfer { TO_HOST, FROM_HOST, SLOT_TO_SLOT };
+
+/* Records the copies of one slot's regions: to the download staging, from the upload staging (the
+ * slot's floats at their state offsets), or from slot `src` to `slot`. */
+static void record_slot(struct vk_state *vs, enum xfer dir, int slot, int src)
+{
+    for (int i = 0; i < vs->n_regions; i++) {
+        const struct vk_region *r = &vs->regions[i];
+        VkBuffer dev = vs->act.blocks[r->span.block].buffer;
+        VkDeviceSize bytes = r->floats * sizeof(float);
+        VkDeviceSize at = r->span.offset + (VkDeviceSize)slot * bytes;
+        VkBufferCopy c = {at, r->start * sizeof(float), bytes};
+        if (dir == TO_HOST) {
+            vkCmdCopyBuffer(vs->cmd.cb, dev, vs->down.blocks[0].buffer, 1, &c);
+        } else if (dir == FROM_HOST) {
+            c = (VkBufferCopy){r->start * sizeof(float), at, bytes};
+            vkCmdCopyBuffer(vs->cmd.cb, vs->up.blocks[0].buffer, dev, 1, &c);
+        } else {
+            c = (VkBufferCopy){r->span.offset + (VkDeviceSize)src * bytes, at, bytes};
+            vkCmdCopyBuffer(vs->cmd.cb, dev, dev, 1, &c);
+        }
+    }
+}
+
+/* Records the copies of `dir` for slots [first, first + count) and runs them. */
+static rwkv_status transfer(const struct rwkv_state *s, enum xfer dir, int first, int count, int src,
+                            struct rwkv_error *err)
+{
+    struct vk_dev *d = dev_of(s->model);
+    struct vk_state *vs = s->priv;
+    rwkv_status st = vk_cmd_begin(d, &vs->cmd, err);
+    if (st)
+        return st;
+    for (int b = first; b < first + count; b++)
+        record_slot(vs, dir, b, src);
+    return vk_cmd_submit(d, &vs->cmd, err);
+}
+
+static rwkv_status vk_state_init(struct rwkv_state *s, struct rwkv_error *err)
+{
+    struct vk_dev *d = dev_of(s->model);
+    struct vk_state *vs = calloc(1, sizeof *vs);
+    if (!vs)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    s->priv = vs;
+    plan_tiles(s, d, vs);
+    rwkv_status st = check_tiles(s, vs, err);
+    if (!st)
+        st = build_regions(s, vs, err);
+    if (!st)
+        st = plan_buffers(s, d, vs, err);
+    if (!st)
+        st = build_sets(s, d, vs, err);
+    if (!st)
+        st = vk_cmd_init(d, &vs->cmd, err);
+    if (!st) {
+        rwkv_state_initial(s->model, vk_span_host(&vs->up, (struct vk_span){0, 0, 0}));
+        st = transfer(s, FROM_HOST, 0, s->num_batch, 0, err); /* every slot from one copy */
+    }
+    if (st)
+        vk_state_free(s);
+    return st;
+}
+
+static rwkv_status vk_state_read(const struct rwkv_state *s, int slot, float *dst, struct rwkv_error *err)
+{
+    const struct vk_state *vs = s->priv;
+    rwkv_status st = transfer(s, TO_HOST, slot, 1, 0, err);
+    if (!st)
+        memcpy(dst, vs->down.blocks[0].mapped, s->model->program.state_floats * sizeof(float));
+    return st;
+}
+
+static rwkv_status vk_state_write(struct rwkv_state *s, int slot, const float *src, struct rwkv_error *err)
+{
+    struct vk_state *vs = s->priv;
+    memcpy(vs->up.blocks[0].mapped, src, s->model->program.state_floats * sizeof(float));
+    return transfer(s, FROM_HOST, slot, 1, 0, err);
+}
+
+static rwkv_status vk_state_copy(struct rwkv_state *s, int src, int dst, struct rwkv_error *err)
+{
+    return src == dst ? RWKV_OK : transfer(s, SLOT_TO_SLOT, dst, 1, src, err);
+}
+
+const struct rwkv_backend_ops rwkv_vulkan_backend = {
+    .name = "vulkan",
+    .device_open = vk_device_open,
+    .device_free = vk_device_free,
+    .model_init = vk_model_init,
+    .model_free = vk_model_free,
+    .state_init = vk_state_init,
+    .state_free = vk_state_free,
+    .state_read = vk_state_read,
+    .state_write = vk_state_write,
+    .state_copy = vk_state_copy,
+    .run = vk_run,
+};

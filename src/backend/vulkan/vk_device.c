@@ -1,0 +1,593 @@
+/* Vulkan instance, physical device choice, feature probes, the logical device and its queue.
+ *
+ * Choice: options.device_index >= 0 picks that device; else env RWKV_DEVICE (an index, or a name
+ * substring); else options.device_name (substring); else the best device: discrete > integrated >
+ * virtual > cpu, then the most device-local memory. With backend AUTO and no explicit choice, CPU-type
+ * Vulkan devices (lavapipe, SwiftShader) are skipped: the CPU backend is faster than them.
+ *
+ * Environment knobs: RWKV_VK_NO_SUBGROUP=1 makes reductions use shared memory only (the path for
+ * devices without subgroup arithmetic); RWKV_VK_SPLIT_BYTES=N splits weights and per-output tiles at N
+ * bytes instead of maxStorageBufferRange (tests use it to exercise splitting on small models). */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/vulkan/vk_device.h"
+#include "backend/vulkan/vk_internal.h"
+#include "core/error.h"
+
+/* ---- results ---- */
+
+const char *vk_result_name(VkResult r)
+{
+    switch (r) {
+    case VK_SUCCESS: return "VK_SUCCESS";
+    case VK_NOT_READY: return "VK_NOT_READY";
+    case VK_TIMEOUT: return "VK_TIMEOUT";
+    case VK_INCOMPLETE: return "VK_INCOMPLETE";
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+    case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
+    case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT";
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+    case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
+    case VK_ERROR_FORMAT_NOT_SUPPORTED: return "VK_ERROR_FORMAT_NOT_SUPPORTED";
+    case VK_ERROR_FRAGMENTED_POOL: return "VK_ERROR_FRAGMENTED_POOL";
+    case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY";
+    default: return "VK_ERROR_UNKNOWN";
+    }
+}
+
+rwkv_status vk_fail(struct vk_dev *d, VkResult r, struct rwkv_error *err, const char *what)
+{
+    rwkv_status code = RWKV_ERR_DEVICE;
+    if (r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_POOL_MEMORY ||
+        r == VK_ERROR_FRAGMENTED_POOL || r == VK_ERROR_TOO_MANY_OBJECTS)
+        code = RWKV_ERR_NOMEM;
+    if (r == VK_ERROR_DEVICE_LOST && d)
+        d->lost = 1;
+    return rwkv_fail(err, code, "vulkan: %s: %s (%d)", what, vk_result_name(r), (int)r);
+}
+
+/* ---- physical devices ---- */
+
+struct vk_phys_info {
+    VkPhysicalDevice phys;
+    VkPhysicalDeviceProperties props;
+    VkDeviceSize local_mem;
+    VkDeviceSize max_alloc;
+    struct vk_features feat;
+    int usable;
+    uint32_t queue_family;
+};
+
+static int has_ext(const VkExtensionProperties *e, uint32_t n, const char *name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(e[i].extensionName, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Device extensions; NULL (and *n = 0) when they cannot be listed. Caller frees. */
+static VkExtensionProperties *device_exts(VkPhysicalDevice p, uint32_t *n)
+{
+    *n = 0;
+    if (vkEnumerateDeviceExtensionProperties(p, NULL, n, NULL) != VK_SUCCESS || *n == 0)
+        return NULL;
+    VkExtensionProperties *e = malloc(*n * sizeof *e);
+    if (e && vkEnumerateDeviceExtensionProperties(p, NULL, n, e) != VK_SUCCESS) {
+        free(e);
+        e = NULL;
+    }
+    if (!e)
+        *n = 0;
+    return e;
+}
+
+static int compute_family(VkPhysicalDevice p, uint32_t *family)
+{
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(p, &n, NULL);
+    VkQueueFamilyProperties q[64];
+    if (n > 64)
+        n = 64;
+    vkGetPhysicalDeviceQueueFamilyProperties(p, &n, q);
+    for (uint32_t i = 0; i < n; i++)
+        if ((q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && q[i].queueCount > 0) {
+            *family = i;
+            return 1;
+        }
+    return 0;
+}
+
+static void probe(VkPhysicalDevice p, struct vk_phys_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->phys = p;
+    vkGetPhysicalDeviceProperties(p, &out->props);
+    VkPhysicalDeviceMemoryProperties mem;
+    vkGetPhysicalDeviceMemoryProperties(p, &mem);
+    for (uint32_t i = 0; i < mem.memoryHeapCount; i++)
+        if ((mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mem.memoryHeaps[i].size > out->local_mem)
+            out->local_mem = mem.memoryHeaps[i].size;
+    if (out->props.apiVersion < VK_API_VERSION_1_2 || !compute_family(p, &out->queue_family))
+        return; /* the shaders are SPIR-V 1.5 (Vulkan 1.2) */
+    out->usable = 1;
+
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
+                                                 .pNext = &sg};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
+    vkGetPhysicalDeviceProperties2(p, &p2);
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = &f11};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
+    vkGetPhysicalDeviceFeatures2(p, &f2);
+
+    struct vk_features *f = &out->feat;
+    out->max_alloc = m3.maxMemoryAllocationSize;
+    f->subgroup_size = sg.subgroupSize;
+    VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    f->subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & need) == need;
+    f->fp16 = f12.shaderFloat16;
+    f->storage16 = f11.storageBuffer16BitAccess;
+    uint32_t n_ext;
+    VkExtensionProperties *e = device_exts(p, &n_ext);
+    f->int_dot = out->props.apiVersion >= VK_API_VERSION_1_3 || has_ext(e, n_ext, "VK_KHR_shader_integer_dot_product");
+    f->coopmat_nv = has_ext(e, n_ext, "VK_NV_cooperative_matrix");
+    f->coopmat_khr = has_ext(e, n_ext, "VK_KHR_cooperative_matrix");
+    free(e);
+}
+
+static const char *vendor_name(uint32_t id)
+{
+    switch (id) {
+    case 0x10DE: return "NVIDIA";
+    case 0x1002: return "AMD";
+    case 0x8086: return "Intel";
+    case 0x13B5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x106B: return "Apple";
+    case 0x1010: return "ImgTec";
+    case 0x10005: return "Mesa";
+    default: return "unknown";
+    }
+}
+
+static const char *type_name(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "cpu";
+    default: return "other";
+    }
+}
+
+static int type_rank(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+static void features_string(const struct vk_features *f, char *buf, size_t n)
+{
+    snprintf(buf, n, "subgroup %u%s%s%s%s%s%s", f->subgroup_size, f->subgroup_arith ? " (arithmetic)" : "",
+             f->fp16 ? ", fp16" : "", f->storage16 ? ", 16-bit storage" : "", f->int_dot ? ", int dot" : "",
+             f->coopmat_nv ? ", coopmat-nv" : "", f->coopmat_khr ? ", coopmat-khr" : "");
+}
+
+static void api_string(uint32_t v, char *buf, size_t n)
+{
+    snprintf(buf, n, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v), VK_API_VERSION_PATCH(v));
+}
+
+/* ---- instance ---- */
+
+static rwkv_status instance_new(VkInstance *out, struct rwkv_error *err)
+{
+    uint32_t n = 0;
+    VkExtensionProperties exts[256];
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) == VK_SUCCESS) {
+        if (n > 256)
+            n = 256;
+        if (vkEnumerateInstanceExtensionProperties(NULL, &n, exts) < 0)
+            n = 0;
+    }
+    /* MoltenVK and other non-conformant drivers are listed only with portability enumeration */
+    int portability = has_ext(exts, n, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
+    const char *names[1] = {VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME};
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "rwkv-c",
+                             .pEngineName = "rwkv-c", .apiVersion = VK_API_VERSION_1_2};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app,
+                               .enabledExtensionCount = portability ? 1 : 0, .ppEnabledExtensionNames = names,
+                               .flags = portability ? VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR : 0};
+    VkResult r = vkCreateInstance(&ci, NULL, out);
+    if (r != VK_SUCCESS)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: no usable Vulkan driver (vkCreateInstance: %s)",
+                         vk_result_name(r));
+    return RWKV_OK;
+}
+
+/* Probes every physical device; *infos is malloc'ed. */
+static rwkv_status enumerate(VkInstance inst, struct vk_phys_info **infos, uint32_t *n, struct rwkv_error *err)
+{
+    *infos = NULL;
+    *n = 0;
+    uint32_t count = 0;
+    VkResult r = vkEnumeratePhysicalDevices(inst, &count, NULL);
+    if (r != VK_SUCCESS)
+        return vk_fail(NULL, r, err, "vkEnumeratePhysicalDevices");
+    if (count == 0)
+        return RWKV_OK;
+    VkPhysicalDevice *phys = malloc(count * sizeof *phys);
+    struct vk_phys_info *in = calloc(count, sizeof *in);
+    if (!phys || !in) {
+        free(phys);
+        free(in);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    r = vkEnumeratePhysicalDevices(inst, &count, phys);
+    if (r < 0) {
+        free(phys);
+        free(in);
+        return vk_fail(NULL, r, err, "vkEnumeratePhysicalDevices");
+    }
+    for (uint32_t i = 0; i < count; i++)
+        probe(phys[i], &in[i]);
+    free(phys);
+    *infos = in;
+    *n = count;
+    return RWKV_OK;
+}
+
+rwkv_status rwkv_vk_list_devices(struct rwkv_vk_device_info **out, int *n, struct rwkv_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    VkInstance inst;
+    rwkv_status st = instance_new(&inst, err);
+    if (st)
+        return st;
+    struct vk_phys_info *in;
+    uint32_t count;
+    st = enumerate(inst, &in, &count, err);
+    if (!st && count > 0) {
+        struct rwkv_vk_device_info *l = calloc(count, sizeof *l);
+        if (!l) {
+            st = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        } else {
+            for (uint32_t i = 0; i < count; i++) {
+                l[i].index = (int)i;
+                snprintf(l[i].name, sizeof l[i].name, "%s", in[i].props.deviceName);
+                snprintf(l[i].vendor, sizeof l[i].vendor, "%s", vendor_name(in[i].props.vendorID));
+                snprintf(l[i].type, sizeof l[i].type, "%s", type_name(in[i].props.deviceType));
+                api_string(in[i].props.apiVersion, l[i].api, sizeof l[i].api);
+                l[i].memory = in[i].local_mem;
+                l[i].usable = in[i].usable;
+                features_string(&in[i].feat, l[i].features, sizeof l[i].features);
+            }
+            *out = l;
+            *n = (int)count;
+        }
+    }
+    free(in);
+    vkDestroyInstance(inst, NULL);
+    return st;
+}
+
+/* ---- choice ---- */
+
+static int contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return n == 0;
+}
+
+static rwkv_status pick_index(const struct vk_phys_info *in, uint32_t n, long index, const char *why, int *out,
+                              struct rwkv_error *err)
+{
+    if (index < 0 || (uint32_t)index >= n)
+        return rwkv_fail(err, RWKV_ERR_ARG, "vulkan: %s %ld: there %s %u Vulkan device%s (rwkv devices "
+                         "lists them)", why, index, n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
+    if (!in[index].usable)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: device %ld (%s) lacks Vulkan 1.2 or a compute queue",
+                         index, in[index].props.deviceName);
+    *out = (int)index;
+    return RWKV_OK;
+}
+
+static rwkv_status choose(const struct vk_phys_info *in, uint32_t n, const struct rwkv_device_options *o, int *out,
+                          struct rwkv_error *err)
+{
+    if (o->device_index >= 0)
+        return pick_index(in, n, o->device_index, "device index", out, err);
+    const char *env = getenv("RWKV_DEVICE");
+    const char *name = o->device_name;
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0')
+            return pick_index(in, n, v, "RWKV_DEVICE", out, err);
+        if (!name)
+            name = env;
+    }
+    int explicit_choice = name != NULL;
+    int best = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!in[i].usable || (name && !contains_nocase(in[i].props.deviceName, name)))
+            continue;
+        if (!explicit_choice && o->backend == RWKV_BACKEND_AUTO && in[i].props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
+            continue;
+        if (best < 0 || type_rank(in[i].props.deviceType) > type_rank(in[best].props.deviceType) ||
+            (type_rank(in[i].props.deviceType) == type_rank(in[best].props.deviceType) &&
+             in[i].local_mem > in[best].local_mem))
+            best = (int)i;
+    }
+    if (best < 0) {
+        if (name)
+            return rwkv_fail(err, RWKV_ERR_ARG, "vulkan: no usable device named like '%s' among %u", name, n);
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: no usable %sdevice among %u",
+                         o->backend == RWKV_BACKEND_AUTO ? "GPU " : "", n);
+    }
+    *out = best;
+    return RWKV_OK;
+}
+
+/* ---- limits ---- */
+
+static int env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static void set_limits(struct vk_dev *d, VkDeviceSize max_alloc)
+{
+    const VkPhysicalDeviceLimits *l = &d->props.limits;
+    struct vk_limits *lim = &d->lim;
+    lim->max_range = l->maxStorageBufferRange & ~(VkDeviceSize)255;
+    lim->max_alloc = max_alloc ? max_alloc : ((VkDeviceSize)1 << 30);
+    if (lim->max_range > lim->max_alloc)
+        lim->max_range = lim->max_alloc & ~(VkDeviceSize)255;
+    /* weights live in blocks of at most 1 GiB: large enough to be few, small enough to place */
+    lim->split_bytes = lim->max_range < ((VkDeviceSize)1 << 30) ? lim->max_range : ((VkDeviceSize)1 << 30);
+    const char *split = getenv("RWKV_VK_SPLIT_BYTES");
+    if (split && *split) {
+        unsigned long long v = strtoull(split, NULL, 10);
+        if (v >= 256 && v < lim->split_bytes)
+            lim->split_bytes = (VkDeviceSize)v & ~(VkDeviceSize)15;
+    }
+    lim->align = l->minStorageBufferOffsetAlignment > 16 ? l->minStorageBufferOffsetAlignment : 16;
+    for (int i = 0; i < 3; i++)
+        lim->max_groups[i] = l->maxComputeWorkGroupCount[i];
+    lim->max_wg = l->maxComputeWorkGroupSize[0] < l->maxComputeWorkGroupInvocations
+                      ? l->maxComputeWorkGroupSize[0] : l->maxComputeWorkGroupInvocations;
+    lim->max_bindings = l->maxPerStageDescriptorStorageBuffers;
+    lim->max_shared = l->maxComputeSharedMemorySize;
+}
+
+/* ---- logical device ---- */
+
+static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
+{
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo q = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                                 .queueFamilyIndex = d->queue_family, .queueCount = 1, .pQueuePriorities = &prio};
+    uint32_t n_ext;
+    VkExtensionProperties *e = device_exts(d->phys, &n_ext);
+    /* drivers that are not fully conformant (MoltenVK) require this extension to be enabled */
+    const char *names[1] = {"VK_KHR_portability_subset"};
+    int portability = has_ext(e, n_ext, names[0]);
+    free(e);
+    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
+                             .pQueueCreateInfos = &q, .enabledExtensionCount = portability ? 1 : 0,
+                             .ppEnabledExtensionNames = names};
+    VkResult r = vkCreateDevice(d->phys, &ci, NULL, &d->device);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkCreateDevice");
+    vkGetDeviceQueue(d->device, d->queue_family, 0, &d->queue);
+    return RWKV_OK;
+}
+
+/* A small device buffer bound where an optional input is absent (descriptors must be valid). */
+static rwkv_status dummy_buffer(struct vk_dev *d, struct rwkv_error *err)
+{
+    struct vk_pool p;
+    vk_pool_init(&p, 256, d->lim.align);
+    struct vk_span s;
+    rwkv_status st = vk_pool_reserve(&p, 256, &s, "dummy", err);
+    if (!st)
+        st = vk_pool_commit(d, &p, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, 0, err);
+    if (st) {
+        vk_pool_free(d, &p);
+        return st;
+    }
+    d->dummy = p.blocks[0].buffer;
+    d->dummy_mem = p.blocks[0].memory;
+    free(p.blocks); /* the buffer and memory now belong to the device */
+    return RWKV_OK;
+}
+
+static void dev_destroy(struct vk_dev *d)
+{
+    if (d->device) {
+        vkDeviceWaitIdle(d->device);
+        vk_pipelines_free(d);
+        if (d->dummy)
+            vkDestroyBuffer(d->device, d->dummy, NULL);
+        if (d->dummy_mem)
+            vkFreeMemory(d->device, d->dummy_mem, NULL);
+        vkDestroyDevice(d->device, NULL);
+    }
+    if (d->instance)
+        vkDestroyInstance(d->instance, NULL);
+    if (d->lock_ok)
+        pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+static void describe(struct rwkv_device *dev, const struct vk_dev *d)
+{
+    char api[16];
+    api_string(d->props.apiVersion, api, sizeof api);
+    char red[48];
+    snprintf(red, sizeof red, d->feat.use_subgroup ? "subgroup %u" : "no subgroup ops", d->feat.subgroup_size);
+    snprintf(dev->description, sizeof dev->description, "vulkan: %s (%s %s, Vulkan %s, %s)", d->props.deviceName,
+             vendor_name(d->props.vendorID), type_name(d->props.deviceType), api, red);
+    if (!dev->options.verbose)
+        return;
+    const struct vk_features *f = &d->feat;
+    fprintf(stderr, "rwkv: vulkan features: subgroup %u with %s reductions; fp16 %s, 16-bit storage %s, integer "
+            "dot %s, cooperative matrix %s (those four not used yet); storage buffer range %llu MiB, split at %llu MiB\n",
+            f->subgroup_size, f->use_subgroup ? "subgroup" : "shared-memory", f->fp16 ? "yes" : "no",
+            f->storage16 ? "yes" : "no", f->int_dot ? "yes" : "no",
+            f->coopmat_nv ? (f->coopmat_khr ? "nv+khr" : "nv") : (f->coopmat_khr ? "khr" : "no"),
+            (unsigned long long)(d->lim.max_range >> 20), (unsigned long long)(d->lim.split_bytes >> 20));
+}
+
+rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
+{
+    struct vk_dev *d = calloc(1, sizeof *d);
+    if (!d)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    struct vk_phys_info *in = NULL;
+    uint32_t n = 0;
+    int pick = -1;
+    rwkv_status st = RWKV_OK;
+    if (pthread_mutex_init(&d->lock, NULL) != 0) {
+        st = rwkv_fail(err, RWKV_ERR_NOMEM, "vulkan: cannot create a mutex");
+        goto fail;
+    }
+    d->lock_ok = 1;
+    if ((st = instance_new(&d->instance, err)) || (st = enumerate(d->instance, &in, &n, err)))
+        goto fail;
+    if (n == 0) {
+        st = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: the driver lists no devices");
+        goto fail;
+    }
+    if ((st = choose(in, n, &dev->options, &pick, err)))
+        goto fail;
+    d->phys = in[pick].phys;
+    d->props = in[pick].props;
+    d->feat = in[pick].feat;
+    d->feat.use_subgroup = d->feat.subgroup_arith && !env_flag("RWKV_VK_NO_SUBGROUP");
+    d->queue_family = in[pick].queue_family;
+    vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
+    set_limits(d, in[pick].max_alloc);
+    if ((st = logical_device(d, err)) || (st = dummy_buffer(d, err)) || (st = vk_pipelines_init(d, err)))
+        goto fail;
+    free(in);
+    dev->priv = d;
+    describe(dev, d);
+    return RWKV_OK;
+fail:
+    free(in);
+    dev_destroy(d);
+    return st;
+}
+
+void vk_device_free(struct rwkv_device *dev)
+{
+    if (dev->priv)
+        dev_destroy(dev->priv);
+    dev->priv = NULL;
+}
+
+/* ---- command buffers ---- */
+
+rwkv_status vk_cmd_init(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
+    memset(c, 0, sizeof *c);
+    VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                  .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                  .queueFamilyIndex = d->queue_family};
+    VkResult r = vkCreateCommandPool(d->device, &pi, NULL, &c->pool);
+    if (r != VK_SUCCESS) {
+        c->pool = VK_NULL_HANDLE;
+        return vk_fail(d, r, err, "vkCreateCommandPool");
+    }
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1};
+    if ((r = vkAllocateCommandBuffers(d->device, &ai, &c->cb)) != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkAllocateCommandBuffers");
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    if ((r = vkCreateFence(d->device, &fi, NULL, &c->fence)) != VK_SUCCESS) {
+        c->fence = VK_NULL_HANDLE;
+        return vk_fail(d, r, err, "vkCreateFence");
+    }
+    return RWKV_OK;
+}
+
+void vk_cmd_free(struct vk_dev *d, struct vk_cmd *c)
+{
+    if (c->fence)
+        vkDestroyFence(d->device, c->fence, NULL);
+    if (c->pool)
+        vkDestroyCommandPool(d->device, c->pool, NULL); /* frees the command buffer too */
+    memset(c, 0, sizeof *c);
+}
+
+rwkv_status vk_cmd_begin(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
+    if (d->lost)
+        return rwkv_fail(err, RWKV_ERR_DEVICE, "vulkan: the device was lost earlier");
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VkResult r = vkBeginCommandBuffer(c->cb, &bi);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkBeginCommandBuffer");
+    vk_barrier_all(c->cb);
+    return RWKV_OK;
+}
+
+rwkv_status vk_cmd_submit(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
+    vk_barrier_all(c->cb);
+    VkResult r = vkEndCommandBuffer(c->cb);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkEndCommandBuffer");
+    if (d->lost)
+        return rwkv_fail(err, RWKV_ERR_DEVICE, "vulkan: the device was lost earlier");
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cb};
+    pthread_mutex_lock(&d->lock);
+    r = vkQueueSubmit(d->queue, 1, &si, c->fence);
+    pthread_mutex_unlock(&d->lock);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkQueueSubmit");
+    if ((r = vkWaitForFences(d->device, 1, &c->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkWaitForFences");
+    if ((r = vkResetFences(d->device, 1, &c->fence)) != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkResetFences");
+    return RWKV_OK;
+}
+
+void vk_barrier_all(VkCommandBuffer cb)
+{
+    VkMemoryBarrier b = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                         .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
+                         .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &b, 0, NULL, 0, NULL);
+}

@@ -1,0 +1,270 @@
+/* Kernels, their SPIR-V variants (embedded at build time by shaders.cmake), descriptor set layouts,
+ * compute pipelines specialised per model, and the pipeline cache on disk.
+ *
+ * The cache lives in $XDG_CACHE_HOME/rwkv-c (or ~/.cache/rwkv-c), one file per vendor, device, driver
+ * version and pipelineCacheUUID; it is skipped silently when it cannot be read or written, and with
+ * env RWKV_VK_NO_PIPELINE_CACHE=1. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/vulkan/vk_internal.h"
+#include "core/error.h"
+#include "rwkv_spirv.h"
+
+/* Bindings: out, inputs, weights, state, chunk table (see vk_internal.h). */
+const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
+    [VK_K_EMBED] = {0, 1, 0, 1},
+    [VK_K_LAYERNORM] = {1, 2, 0, 0},
+    [VK_K_SHIFT] = {1, 0, 1, 1},
+    [VK_K_ROWS] = {3, 1, 0, 1},
+    [VK_K_MATMUL] = {1, 2, 0, 0},
+    [VK_K_WKV4] = {3, 2, 1, 1},
+    [VK_K_WKV5] = {5, 4, 1, 1},
+    [VK_K_WKV7] = {6, 5, 1, 1},
+};
+
+/* SPIR-V of each kernel by [F32 weights][shared-memory reductions]. */
+static const int spv_of[VK_K_COUNT][2][2] = {
+    [VK_K_EMBED] = {{RWKV_SPV_embed_f16, RWKV_SPV_embed_f16}, {RWKV_SPV_embed_f32, RWKV_SPV_embed_f32}},
+    [VK_K_LAYERNORM] = {{RWKV_SPV_layernorm, RWKV_SPV_layernorm_nosg}, {RWKV_SPV_layernorm, RWKV_SPV_layernorm_nosg}},
+    [VK_K_SHIFT] = {{RWKV_SPV_shift, RWKV_SPV_shift}, {RWKV_SPV_shift, RWKV_SPV_shift}},
+    [VK_K_ROWS] = {{RWKV_SPV_rows, RWKV_SPV_rows}, {RWKV_SPV_rows, RWKV_SPV_rows}},
+    [VK_K_MATMUL] = {{RWKV_SPV_matmul_f16, RWKV_SPV_matmul_f16_nosg}, {RWKV_SPV_matmul_f32, RWKV_SPV_matmul_f32_nosg}},
+    [VK_K_WKV4] = {{RWKV_SPV_wkv4, RWKV_SPV_wkv4}, {RWKV_SPV_wkv4, RWKV_SPV_wkv4}},
+    [VK_K_WKV5] = {{RWKV_SPV_wkv5, RWKV_SPV_wkv5_nosg}, {RWKV_SPV_wkv5, RWKV_SPV_wkv5_nosg}},
+    [VK_K_WKV7] = {{RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}, {RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}},
+};
+
+VkDescriptorSetLayout vk_set_layout(struct vk_dev *d, int kernel)
+{
+    return d->set_layouts[vk_kernel_bindings(kernel)];
+}
+
+VkPipelineLayout vk_pipeline_layout(struct vk_dev *d, int kernel)
+{
+    return d->layouts[vk_kernel_bindings(kernel)];
+}
+
+static rwkv_status layouts_init(struct vk_dev *d, struct rwkv_error *err)
+{
+    for (int k = 0; k < VK_K_COUNT; k++) {
+        uint32_t n = (uint32_t)vk_kernel_bindings(k);
+        if (n > d->lim.max_bindings)
+            return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: kernels need %u storage buffers per stage, the "
+                             "device allows %u", n, d->lim.max_bindings);
+        if (d->set_layouts[n])
+            continue;
+        VkDescriptorSetLayoutBinding b[16];
+        for (uint32_t i = 0; i < n; i++)
+            b[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
+                                                  NULL};
+        VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                              .bindingCount = n, .pBindings = b};
+        VkResult r = vkCreateDescriptorSetLayout(d->device, &li, NULL, &d->set_layouts[n]);
+        if (r != VK_SUCCESS)
+            return vk_fail(d, r, err, "vkCreateDescriptorSetLayout");
+        VkPushConstantRange pc = {VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(struct vk_push)};
+        VkPipelineLayoutCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
+                                         .pSetLayouts = &d->set_layouts[n], .pushConstantRangeCount = 1,
+                                         .pPushConstantRanges = &pc};
+        if ((r = vkCreatePipelineLayout(d->device, &pi, NULL, &d->layouts[n])) != VK_SUCCESS)
+            return vk_fail(d, r, err, "vkCreatePipelineLayout");
+    }
+    return RWKV_OK;
+}
+
+/* ---- the pipeline cache on disk ---- */
+
+static int mkdir_ok(const char *path)
+{
+    return mkdir(path, 0755) == 0 || errno == EEXIST;
+}
+
+static void cache_path(struct vk_dev *d)
+{
+    d->cache_path[0] = '\0';
+    const char *no = getenv("RWKV_VK_NO_PIPELINE_CACHE");
+    if (no && *no && strcmp(no, "0") != 0)
+        return;
+    char dir[900];
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.cache", home);
+    else
+        return;
+    if (!mkdir_ok(dir))
+        return;
+    size_t n = strlen(dir);
+    snprintf(dir + n, sizeof dir - n, "/rwkv-c");
+    if (!mkdir_ok(dir))
+        return;
+    char uuid[2 * VK_UUID_SIZE + 1];
+    for (unsigned i = 0; i < VK_UUID_SIZE; i++)
+        snprintf(uuid + 2 * i, 3, "%02x", d->props.pipelineCacheUUID[i]);
+    snprintf(d->cache_path, sizeof d->cache_path, "%s/vk-%04x-%04x-%08x-%s.bin", dir, d->props.vendorID,
+             d->props.deviceID, d->props.driverVersion, uuid);
+}
+
+/* The cached bytes (malloc'ed) or NULL. */
+static void *cache_read(const char *path, size_t *n)
+{
+    *n = 0;
+    FILE *f = path[0] ? fopen(path, "rb") : NULL;
+    if (!f)
+        return NULL;
+    void *buf = NULL;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (size > 0 && size < (64L << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size))) {
+        if (fread(buf, 1, (size_t)size, f) == (size_t)size) {
+            *n = (size_t)size;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Written to a temporary file and renamed, so that concurrent processes never read a torn file. */
+static void cache_write(struct vk_dev *d)
+{
+    size_t n = 0;
+    if (!d->cache || !d->cache_dirty || !d->cache_path[0] ||
+        vkGetPipelineCacheData(d->device, d->cache, &n, NULL) != VK_SUCCESS || n == 0)
+        return;
+    void *buf = malloc(n);
+    if (!buf)
+        return;
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", d->cache_path, (long)getpid());
+    FILE *f = NULL;
+    if (vkGetPipelineCacheData(d->device, d->cache, &n, buf) == VK_SUCCESS && (f = fopen(tmp, "wb"))) {
+        int ok = fwrite(buf, 1, n, f) == n;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, d->cache_path) != 0)
+            remove(tmp);
+    }
+    free(buf);
+}
+
+static rwkv_status cache_init(struct vk_dev *d, struct rwkv_error *err)
+{
+    cache_path(d);
+    size_t n;
+    void *data = cache_read(d->cache_path, &n);
+    VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO, .initialDataSize = n,
+                                    .pInitialData = data};
+    VkResult r = vkCreatePipelineCache(d->device, &ci, NULL, &d->cache);
+    if (r != VK_SUCCESS && data) { /* a damaged file: start empty */
+        ci.initialDataSize = 0;
+        ci.pInitialData = NULL;
+        r = vkCreatePipelineCache(d->device, &ci, NULL, &d->cache);
+    }
+    free(data);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkCreatePipelineCache");
+    return RWKV_OK;
+}
+
+rwkv_status vk_pipelines_init(struct vk_dev *d, struct rwkv_error *err)
+{
+    rwkv_status st = layouts_init(d, err);
+    if (!st)
+        st = cache_init(d, err);
+    return st;
+}
+
+void vk_pipelines_free(struct vk_dev *d)
+{
+    for (int i = 0; i < d->n_pipes; i++)
+        vkDestroyPipeline(d->device, d->pipes[i].pipeline, NULL);
+    free(d->pipes);
+    d->pipes = NULL;
+    d->n_pipes = d->cap_pipes = 0;
+    if (d->cache) {
+        cache_write(d);
+        vkDestroyPipelineCache(d->device, d->cache, NULL);
+        d->cache = VK_NULL_HANDLE;
+    }
+    for (int i = 0; i < 16; i++) {
+        if (d->layouts[i])
+            vkDestroyPipelineLayout(d->device, d->layouts[i], NULL);
+        if (d->set_layouts[i])
+            vkDestroyDescriptorSetLayout(d->device, d->set_layouts[i], NULL);
+        d->layouts[i] = VK_NULL_HANDLE;
+        d->set_layouts[i] = VK_NULL_HANDLE;
+    }
+}
+
+/* ---- pipelines ---- */
+
+static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const uint32_t spec[4], VkPipeline *out,
+                                   struct rwkv_error *err)
+{
+    VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                   .codeSize = rwkv_spv_size[spv], .pCode = rwkv_spv_code[spv]};
+    VkShaderModule mod;
+    VkResult r = vkCreateShaderModule(d->device, &mi, NULL, &mod);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkCreateShaderModule");
+    VkSpecializationMapEntry map[4];
+    for (uint32_t i = 0; i < 4; i++)
+        map[i] = (VkSpecializationMapEntry){i, i * 4, 4};
+    VkSpecializationInfo si = {4, map, 4 * sizeof(uint32_t), spec};
+    VkComputePipelineCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = mod, .pName = "main", .pSpecializationInfo = &si},
+        .layout = vk_pipeline_layout(d, kernel)};
+    r = vkCreateComputePipelines(d->device, d->cache, 1, &ci, NULL, out);
+    vkDestroyShaderModule(d->device, mod, NULL);
+    if (r != VK_SUCCESS) {
+        char what[96];
+        snprintf(what, sizeof what, "creating pipeline %s", rwkv_spv_name[spv]);
+        return vk_fail(d, r, err, what);
+    }
+    return RWKV_OK;
+}
+
+rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype, const uint32_t spec[4],
+                            VkPipeline *out, struct rwkv_error *err)
+{
+    int spv = spv_of[kernel][dtype == RWKV_DTYPE_F32][!d->feat.use_subgroup];
+    rwkv_status st = RWKV_OK;
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < d->n_pipes; i++) {
+        if (d->pipes[i].spv == spv && memcmp(d->pipes[i].spec, spec, sizeof d->pipes[i].spec) == 0) {
+            *out = d->pipes[i].pipeline;
+            goto done;
+        }
+    }
+    if (d->n_pipes == d->cap_pipes) {
+        int nc = d->cap_pipes ? 2 * d->cap_pipes : 32;
+        struct vk_pipe *np = realloc(d->pipes, (size_t)nc * sizeof *np);
+        if (!np) {
+            st = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        d->pipes = np;
+        d->cap_pipes = nc;
+    }
+    st = pipeline_create(d, spv, kernel, spec, out, err);
+    if (!st) {
+        struct vk_pipe *p = &d->pipes[d->n_pipes++];
+        p->spv = spv;
+        memcpy(p->spec, spec, sizeof p->spec);
+        p->pipeline = *out;
+        d->cache_dirty = 1;
+    }
+done:
+    pthread_mutex_unlock(&d->lock);
+    return st;
+}
