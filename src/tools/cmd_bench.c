@@ -393,7 +393,7 @@ static void print_header(const struct bench *b)
             b->model_name, rwkv_arch_name(in->arch), in->n_layer, in->n_embd, in->n_vocab, (double)in->n_params / 1e6,
             (double)in->n_params_layers / 1e6, (double)in->weight_bytes / 1e6, rwkv_dtype_name(in->matrix_dtype));
     fprintf(f, "device: %s\n", rwkv_device_description(b->ses.device));
-    fprintf(f, "device copy: %.2f GB/s (%zu MiB buffer to buffer, bytes read + written, best of 5)\n", b->copy_gbps,
+    fprintf(f, "device copy: %.2f GB/s (%zu MiB buffer to buffer, bytes read + written, best run)\n", b->copy_gbps,
             b->copy_bytes >> 20);
     if (b->args->json)
         return;
