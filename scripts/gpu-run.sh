@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--stage" ]; then
   rm -rf .shared && mkdir -p .shared
-  cp -r ../shared/models ../shared/cases ../shared/lora ../shared/states ../shared/vocab .shared/
+  cp -r ../shared/models ../shared/cases ../shared/lora ../shared/states ../shared/vocab ../shared/pth .shared/
   du -sh .shared
   exit 0
 fi
