@@ -119,7 +119,7 @@ int cmd_logits(int argc, char **argv)
     for (int s = 0; s < n_seqs; s++)
         rows += all ? seqs[s].n : 1;
     logits = malloc(rows * V * sizeof *logits + 1);
-    io = calloc((size_t)n_seqs, sizeof *io);
+    io = calloc((unsigned)n_seqs, sizeof *io);
     if (!logits || !io) {
         cli_error(cmd, "out of memory for %zu logits rows", rows);
         goto done;
