@@ -14,15 +14,18 @@ if [ "${1:-}" = "--stage" ]; then
 fi
 out="${OUT:-gpu-out}"
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 source .gl/activate.sh
 vulkaninfo --summary > "$out/vulkaninfo.txt" 2>&1
 grep -E "deviceName|driverVersion|apiVersion" "$out/vulkaninfo.txt" | head -6
 export RWKV_SHARED="$PWD/.shared" RWKV_REQUIRE_VULKAN=1
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DRWKV_WERROR=OFF -DRWKV_SHARED_DIR="$RWKV_SHARED" > "$out/cmake.txt" 2>&1 || { tail -20 "$out/cmake.txt"; exit 1; }
+rm -f build-gpu/CMakeCache.txt
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DRWKV_WERROR=OFF -DRWKV_SHARED_DIR="$RWKV_SHARED" \
+  -DVulkan_INCLUDE_DIR=/tmp/vk/usr/include -DVulkan_LIBRARY=/tmp/vk/usr/lib/x86_64-linux-gnu/libvulkan.so > "$out/cmake.txt" 2>&1 || { tail -20 "$out/cmake.txt"; exit 1; }
 cmake --build build-gpu -j 16 > "$out/build.txt" 2>&1; grep -c "warning:" "$out/build.txt" | sed "s/^/compiler warnings (gcc of the device): /"; test -x build-gpu/rwkv || { tail -30 "$out/build.txt"; exit 1; }
 ./build-gpu/rwkv devices
 echo "== tests"
-(cd build-gpu && ctest -j 8 --output-on-failure > "../$out/ctest.txt" 2>&1); rc=$?
+(cd build-gpu && ctest -j 8 --output-on-failure > "$out/ctest.txt" 2>&1); rc=$?
 tail -15 "$out/ctest.txt"
 echo "== bench"
 sizes="${BENCH_SIZES:-0.1b 1.5b 7.2b}"
