@@ -227,11 +227,7 @@ static void test_cli(void)
 
 int main(void)
 {
-    struct rwkv_device_options o = rwkv_device_default_options();
-    o.backend = RWKV_BACKEND_CPU;
-    struct rwkv_error err;
-    if (rwkv_device_open(&o, &dev, &err))
-        return 1;
+    dev = tc_cpu_device(0);
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
         test_batching(models[i]);
         test_continuation(models[i]);

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "io/tensor_table.h"
-#include "util/testutil.h"
+#include "util/cases.h"
 
 static struct rwkv_device *dev;
 
@@ -261,11 +261,7 @@ static void test_cli_errors(void)
 
 int main(void)
 {
-    struct rwkv_device_options o = rwkv_device_default_options();
-    o.backend = RWKV_BACKEND_CPU;
-    struct rwkv_error err;
-    if (rwkv_device_open(&o, &dev, &err))
-        return 1;
+    dev = tc_cpu_device(0);
     test_headers();
     test_truncation();
     test_model_errors();

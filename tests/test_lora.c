@@ -69,11 +69,8 @@ static void write_pytorch_names(const char *path)
 
 int main(void)
 {
-    struct rwkv_device_options o = rwkv_device_default_options();
-    o.backend = RWKV_BACKEND_CPU;
+    dev = tc_cpu_device(0);
     struct rwkv_error err;
-    if (rwkv_device_open(&o, &dev, &err))
-        return 1;
     size_t n = NT * 256;
     float *base = malloc(n * 4), *full = malloc(n * 4), *got = malloc(n * 4);
     char lora[512];

@@ -9,30 +9,12 @@ static float *run(struct rwkv_device *dev, const char *path, enum rwkv_dtype dt,
 {
     struct rwkv_model_options mo = rwkv_model_default_options();
     mo.matrix_dtype = dt;
-    struct rwkv_model *m;
-    struct rwkv_error err;
-    if (rwkv_model_load(dev, path, &mo, &m, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return NULL;
-    }
-    float *out = malloc(n * 256 * sizeof *out);
-    if (tc_run(m, toks, n, 16, NULL, out, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        free(out);
-        out = NULL;
-    }
-    rwkv_model_free(m);
-    return out;
+    return tc_load_and_run(dev, path, &mo, toks, n, 16);
 }
 
 int main(void)
 {
-    struct rwkv_device_options o = rwkv_device_default_options();
-    o.backend = RWKV_BACKEND_CPU;
-    struct rwkv_device *dev;
-    struct rwkv_error err;
-    if (rwkv_device_open(&o, &dev, &err))
-        return 1;
+    struct rwkv_device *dev = tc_cpu_device(0);
     static const char *const stems[] = {"4v0-660K", "5v1-730K", "5v2-730K", "6v0-1m", "7v0-834K"};
     int32_t toks[40];
     for (int i = 0; i < 40; i++)

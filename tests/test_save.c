@@ -10,29 +10,13 @@ enum { NT = sizeof tokens / sizeof *tokens };
 
 static float *run(struct rwkv_device *dev, const char *path, const struct rwkv_model_options *mo)
 {
-    struct rwkv_model *m;
-    struct rwkv_error err;
-    if (rwkv_model_load(dev, path, mo, &m, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return NULL;
-    }
-    float *out = malloc(NT * 256 * sizeof *out);
-    if (tc_run(m, tokens, NT, 5, NULL, out, &err)) {
-        free(out);
-        out = NULL;
-    }
-    rwkv_model_free(m);
-    return out;
+    return tc_load_and_run(dev, path, mo, tokens, NT, 5);
 }
 
 int main(void)
 {
-    struct rwkv_device_options o = rwkv_device_default_options();
-    o.backend = RWKV_BACKEND_CPU;
-    struct rwkv_device *dev;
+    struct rwkv_device *dev = tc_cpu_device(0);
     struct rwkv_error err;
-    if (rwkv_device_open(&o, &dev, &err))
-        return 1;
     static const char *const stems[][2] = {{"7v0-834K", "lora/7v0-834K-r4.lora.st"},
                                            {"5v2-730K", "lora/5v2-730K-r4.lora.st"},
                                            {"6v0-1m", NULL}, {"4v0-660K", NULL}, {"5v1-730K", NULL}};

@@ -938,14 +938,5 @@ rwkv_status rwkv_pth_parse(struct rwkv_tensor_table *t, struct rwkv_error *err)
 
 rwkv_status rwkv_pth_open(const char *path, struct rwkv_tensor_table *out, struct rwkv_error *err)
 {
-    memset(out, 0, sizeof *out);
-    out->path = copy_string(path ? path : "(null)", strlen(path ? path : "(null)"));
-    if (!out->path)
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    rwkv_status st = rwkv_map_file(path, &out->map, err);
-    if (!st)
-        st = rwkv_pth_parse(out, err);
-    if (st)
-        rwkv_table_free(out);
-    return st;
+    return rwkv_table_open_with(path, rwkv_pth_parse, out, err);
 }

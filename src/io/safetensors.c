@@ -192,16 +192,7 @@ rwkv_status rwkv_safetensors_parse(struct rwkv_tensor_table *t, struct rwkv_erro
 
 rwkv_status rwkv_safetensors_open(const char *path, struct rwkv_tensor_table *out, struct rwkv_error *err)
 {
-    memset(out, 0, sizeof *out);
-    out->path = rwkv_strdup(path ? path : "(null)");
-    if (!out->path)
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    rwkv_status st = rwkv_map_file(path, &out->map, err);
-    if (!st)
-        st = rwkv_safetensors_parse(out, err);
-    if (st)
-        rwkv_table_free(out);
-    return st;
+    return rwkv_table_open_with(path, rwkv_safetensors_parse, out, err);
 }
 
 /* ---- writer ---- */

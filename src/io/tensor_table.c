@@ -54,22 +54,32 @@ void rwkv_table_free(struct rwkv_tensor_table *t)
     memset(t, 0, sizeof *t);
 }
 
-rwkv_status rwkv_table_open(const char *path, struct rwkv_tensor_table *out, struct rwkv_error *err)
+/* Any file: a zip is a PyTorch checkpoint, anything else is read as safetensors. */
+static rwkv_status parse_any(struct rwkv_tensor_table *t, struct rwkv_error *err)
+{
+    if (t->map.size >= 4 && memcmp(t->map.data, "PK\x03\x04", 4) == 0)
+        return rwkv_pth_parse(t, err);
+    return rwkv_safetensors_parse(t, err);
+}
+
+rwkv_status rwkv_table_open_with(const char *path, rwkv_table_parse_fn parse, struct rwkv_tensor_table *out,
+                                 struct rwkv_error *err)
 {
     memset(out, 0, sizeof *out);
     out->path = rwkv_strdup(path ? path : "(null)");
     if (!out->path)
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     rwkv_status st = rwkv_map_file(path, &out->map, err);
-    if (!st) {
-        if (out->map.size >= 4 && memcmp(out->map.data, "PK\x03\x04", 4) == 0)
-            st = rwkv_pth_parse(out, err);
-        else
-            st = rwkv_safetensors_parse(out, err);
-    }
+    if (!st)
+        st = parse(out, err);
     if (st)
         rwkv_table_free(out);
     return st;
+}
+
+rwkv_status rwkv_table_open(const char *path, struct rwkv_tensor_table *out, struct rwkv_error *err)
+{
+    return rwkv_table_open_with(path, parse_any, out, err);
 }
 
 float rwkv_tensor_get_f32(const struct rwkv_tensor *t, size_t i)

@@ -42,6 +42,11 @@ const char *rwkv_table_meta(const struct rwkv_tensor_table *t, const char *key);
 int64_t rwkv_tensor_numel(const struct rwkv_tensor *t);
 void rwkv_table_free(struct rwkv_tensor_table *t);
 
+/* Maps `path` into a fresh table and fills it with `parse`; on failure the table is freed. */
+typedef rwkv_status (*rwkv_table_parse_fn)(struct rwkv_tensor_table *t, struct rwkv_error *err);
+rwkv_status rwkv_table_open_with(const char *path, rwkv_table_parse_fn parse, struct rwkv_tensor_table *out,
+                                 struct rwkv_error *err);
+
 /* Reads any supported file by its content: safetensors or a PyTorch zip checkpoint. */
 rwkv_status rwkv_table_open(const char *path, struct rwkv_tensor_table *out, struct rwkv_error *err);
 

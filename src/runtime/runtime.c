@@ -221,16 +221,26 @@ rwkv_status rwkv_state_reset(struct rwkv_state *state, int slot, struct rwkv_err
     return st;
 }
 
+/* A slot and a host buffer of exactly one slot's state. */
+static rwkv_status check_transfer(const struct rwkv_state *s, int slot, const float *buf, size_t n,
+                                  const char *what, struct rwkv_error *err)
+{
+    rwkv_status st = check_slot(s, slot, what, err);
+    if (st)
+        return st;
+    if (!buf || n != s->model->program.state_floats)
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: buffer of %zu floats, the state has %zu", what, buf ? n : 0,
+                         s->model->program.state_floats);
+    return RWKV_OK;
+}
+
 rwkv_status rwkv_state_read(const struct rwkv_state *state, int slot, float *dst, size_t n_floats,
                             struct rwkv_error *err)
 {
     rwkv_error_clear(err);
-    rwkv_status st = check_slot(state, slot, "rwkv_state_read", err);
+    rwkv_status st = check_transfer(state, slot, dst, n_floats, "rwkv_state_read", err);
     if (st)
         return st;
-    if (!dst || n_floats != state->model->program.state_floats)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_read: buffer of %zu floats, the state has %zu", n_floats,
-                         state->model->program.state_floats);
     return rwkv_backend_of(state->model->device)->state_read(state, slot, dst, err);
 }
 
@@ -238,12 +248,9 @@ rwkv_status rwkv_state_write(struct rwkv_state *state, int slot, const float *sr
                              struct rwkv_error *err)
 {
     rwkv_error_clear(err);
-    rwkv_status st = check_slot(state, slot, "rwkv_state_write", err);
+    rwkv_status st = check_transfer(state, slot, src, n_floats, "rwkv_state_write", err);
     if (st)
         return st;
-    if (!src || n_floats != state->model->program.state_floats)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_write: buffer of %zu floats, the state has %zu", n_floats,
-                         state->model->program.state_floats);
     for (size_t i = 0; i < n_floats; i++)
         if (isnan(src[i]))
             return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_write: value %zu is NaN", i);

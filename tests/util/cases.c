@@ -22,6 +22,39 @@ rwkv_status tc_run(struct rwkv_model *m, const int32_t *tokens, size_t n, int ch
     return st;
 }
 
+struct rwkv_device *tc_cpu_device(int n_threads)
+{
+    struct rwkv_device_options o = rwkv_device_default_options();
+    o.backend = RWKV_BACKEND_CPU;
+    o.n_threads = n_threads;
+    struct rwkv_device *dev;
+    struct rwkv_error err;
+    if (rwkv_device_open(&o, &dev, &err)) {
+        fprintf(stderr, "cannot open the CPU backend: %s\n", err.message);
+        exit(1);
+    }
+    return dev;
+}
+
+float *tc_load_and_run(struct rwkv_device *dev, const char *path, const struct rwkv_model_options *mo,
+                       const int32_t *tokens, size_t n, int chunk)
+{
+    struct rwkv_model *m;
+    struct rwkv_error err;
+    if (rwkv_model_load(dev, path, mo, &m, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return NULL;
+    }
+    float *out = malloc((n ? n : 1) * (size_t)rwkv_model_get_info(m)->n_vocab * sizeof *out);
+    if (out && tc_run(m, tokens, n, chunk, NULL, out, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        free(out);
+        out = NULL;
+    }
+    rwkv_model_free(m);
+    return out;
+}
+
 double tc_max_diff(const float *a, const float *b, size_t n)
 {
     double mx = 0;

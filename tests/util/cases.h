@@ -10,6 +10,14 @@
 rwkv_status tc_run(struct rwkv_model *m, const int32_t *tokens, size_t n, int chunk, const char *time_state,
                    float *logits, struct rwkv_error *err);
 
+/* Opens the CPU backend (n_threads 0 = all cores); exits the test with a message if it cannot. */
+struct rwkv_device *tc_cpu_device(int n_threads);
+
+/* Loads `path` with `mo` (NULL = defaults) and runs `tokens` as tc_run does; returns malloc'ed logits
+ * [n][n_vocab], or NULL after printing why. */
+float *tc_load_and_run(struct rwkv_device *dev, const char *path, const struct rwkv_model_options *mo,
+                       const int32_t *tokens, size_t n, int chunk);
+
 /* Max |a - b| over n values (NaN counts as infinite). */
 double tc_max_diff(const float *a, const float *b, size_t n);
 
