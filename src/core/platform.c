@@ -184,6 +184,7 @@ struct rwkv_pool {
     int n;
 #ifdef RWKV_HAVE_THREADS
     pthread_t *threads;
+    pthread_mutex_t run_mu; /* one job at a time: states on several threads may share a device */
     pthread_mutex_t mu;
     pthread_cond_t start_cv;
     rwkv_pool_fn fn;
@@ -247,6 +248,7 @@ rwkv_status rwkv_pool_new(int n_threads, struct rwkv_pool **out, struct rwkv_err
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory creating a thread pool");
 #ifdef RWKV_HAVE_THREADS
     pool->n = 1;
+    pthread_mutex_init(&pool->run_mu, NULL);
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->start_cv, NULL);
     atomic_init(&pool->generation, 0);
@@ -290,6 +292,7 @@ void rwkv_pool_free(struct rwkv_pool *pool)
         free(pool->threads);
     }
     pthread_mutex_destroy(&pool->mu);
+    pthread_mutex_destroy(&pool->run_mu);
     pthread_cond_destroy(&pool->start_cv);
 #endif
     free(pool);
@@ -304,6 +307,7 @@ void rwkv_pool_run(struct rwkv_pool *pool, rwkv_pool_fn fn, void *ctx)
 {
 #ifdef RWKV_HAVE_THREADS
     if (pool && pool->n > 1) {
+        pthread_mutex_lock(&pool->run_mu);
         pool->fn = fn;
         pool->ctx = ctx;
         atomic_store(&pool->pending, pool->n - 1);
@@ -317,6 +321,7 @@ void rwkv_pool_run(struct rwkv_pool *pool, rwkv_pool_fn fn, void *ctx)
         for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++)
             if (spins > POOL_SPIN)
                 sched_yield();
+        pthread_mutex_unlock(&pool->run_mu);
         return;
     }
 #endif

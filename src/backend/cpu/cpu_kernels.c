@@ -1,6 +1,7 @@
 #include "backend/cpu/cpu_kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(RWKV_NO_SIMD)
@@ -170,29 +171,57 @@ __attribute__((target("avx2,fma,f16c"))) static void dot4_f16_avx2(const uint16_
 }
 #endif
 
-static void (*row_to_f32_impl)(const struct rwkv_weight *, int64_t, float *) = row_to_f32_portable;
-static void (*dot4_impl)(const float *const[4], const float *, int, float[4]) = dot4_portable;
-static int have_avx2;
+/* The SIMD level, detected once. An atomic, so that devices opened on several threads at once agree
+ * without a data race (they all compute the same value). -1 = not detected yet, 0 = portable, 1 = AVX2. */
+static atomic_int simd_level = -1;
 
-const char *cpu_kernels_init(void)
+static int detect_level(void)
 {
 #ifdef CPU_X86
     __builtin_cpu_init();
     unsigned a, b, c, d;
     int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)); /* not every compiler's builtin knows f16c */
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) {
-        row_to_f32_impl = row_to_f32_avx2;
-        dot4_impl = dot4_avx2;
-        have_avx2 = 1;
-        return "avx2+fma+f16c";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c)
+        return 1;
+#endif
+    return 0;
+}
+
+static inline int have_avx2(void)
+{
+    return atomic_load_explicit(&simd_level, memory_order_relaxed) == 1;
+}
+
+const char *cpu_kernels_init(void)
+{
+    int l = atomic_load(&simd_level);
+    if (l < 0) {
+        l = detect_level();
+        atomic_store(&simd_level, l);
+    }
+    return l == 1 ? "avx2+fma+f16c" : "portable";
+}
+
+static void dot4(const float *const rows[4], const float *x, int n, float out[4])
+{
+#ifdef CPU_X86
+    if (have_avx2()) {
+        dot4_avx2(rows, x, n, out);
+        return;
     }
 #endif
-    return "portable";
+    dot4_portable(rows, x, n, out);
 }
 
 void cpu_row_to_f32(const struct rwkv_weight *w, int64_t row, float *dst)
 {
-    row_to_f32_impl(w, row, dst);
+#ifdef CPU_X86
+    if (have_avx2()) {
+        row_to_f32_avx2(w, row, dst);
+        return;
+    }
+#endif
+    row_to_f32_portable(w, row, dst);
 }
 
 /* ---- activations ---- */
@@ -227,7 +256,7 @@ void cpu_matmul_rows(const struct rwkv_weight *w, struct cpu_mat x, int T, struc
     for (; o + 4 <= o1; o += 4) {
         float d[4];
 #ifdef CPU_X86
-        if (have_avx2 && w->dtype == RWKV_DTYPE_F16 && T <= 2) {
+        if (have_avx2() && w->dtype == RWKV_DTYPE_F16 && T <= 2) {
             const uint16_t *rows[4];
             for (int r = 0; r < 4; r++)
                 rows[r] = (const uint16_t *)w->data + (size_t)(o + r) * (size_t)K;
@@ -251,7 +280,7 @@ void cpu_matmul_rows(const struct rwkv_weight *w, struct cpu_mat x, int T, struc
         }
         int t = 0;
 #ifdef CPU_X86
-        if (have_avx2) {
+        if (have_avx2()) {
             float d3[3][4];
             for (; t + 3 <= T; t += 3) {
                 const float *xt = x.p + (size_t)t * x.stride;
@@ -263,7 +292,7 @@ void cpu_matmul_rows(const struct rwkv_weight *w, struct cpu_mat x, int T, struc
         }
 #endif
         for (; t < T; t++) {
-            dot4_impl(rows, x.p + (size_t)t * x.stride, K, d);
+            dot4(rows, x.p + (size_t)t * x.stride, K, d);
             for (int r = 0; r < 4; r++)
                 store(y.p + (size_t)t * y.stride, d[r], bias, o + r, act, accumulate);
         }
@@ -279,7 +308,7 @@ void cpu_matmul_rows(const struct rwkv_weight *w, struct cpu_mat x, int T, struc
         const float *rows[4] = {row, row, row, row};
         float d[4];
         for (int t = 0; t < T; t++) {
-            dot4_impl(rows, x.p + (size_t)t * x.stride, K, d);
+            dot4(rows, x.p + (size_t)t * x.stride, K, d);
             store(y.p + (size_t)t * y.stride, d[0], bias, o, act, accumulate);
         }
     }
