@@ -242,6 +242,8 @@ struct rwkv_slot_io {
     size_t logits_rows;    /* in: rows still available at `logits`; checked before anything runs */
     size_t consumed;       /* out: tokens consumed by this call */
     size_t rows_written;   /* out: logits rows written by this call */
+    int probabilities;     /* in: 1 = the rows are softmax probabilities (computed by the backend,
+                              on the GPU for GPU devices) instead of logits */
 };
 
 /* Runs up to token_chunk_size tokens of the slots with input (slot i = io[i], n_io <= num_batch; slots

@@ -1,5 +1,6 @@
 /* Batching and state management: batched runs equal sequential ones for any chunk size; states
  * continue, fork, reset, save and load; wrong-model state files are rejected. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,6 +202,34 @@ static void test_wrong_model(void)
     rwkv_model_free(c);
 }
 
+/* Probabilities instead of logits: the softmax of the same rows, for one slot of a batch only. */
+static void test_probabilities(void)
+{
+    struct rwkv_model *m = load("5v2-730K");
+    struct rwkv_state_options so = {2, 4};
+    struct rwkv_state *s;
+    struct rwkv_error err;
+    CHECK(m && rwkv_state_new(m, &so, &s, &err) == RWKV_OK);
+    int32_t toks[6] = {1, 2, 3, 4, 5, 6};
+    float logits[6 * 256], probs[6 * 256], want[256];
+    struct rwkv_slot_io io[2] = {{toks, 6, RWKV_OUTPUT_ALL, logits, 6, 0, 0, 0},
+                                 {toks, 6, RWKV_OUTPUT_ALL, probs, 6, 0, 0, 1}};
+    while (io[0].n_tokens || io[1].n_tokens)
+        CHECK(rwkv_run(s, io, 2, &err) == RWKV_OK);
+    double worst = 0, sum_err = 0;
+    for (int t = 0; t < 6; t++) {
+        rwkv_softmax(logits + t * 256, want, 256);
+        worst = fmax(worst, tc_max_diff(want, probs + t * 256, 256));
+        double sum = 0;
+        for (int i = 0; i < 256; i++)
+            sum += probs[t * 256 + i];
+        sum_err = fmax(sum_err, fabs(sum - 1));
+    }
+    CHECK_MSG(worst < 1e-7 && sum_err < 1e-5, "probabilities: %.3g, sum off by %.3g", worst, sum_err);
+    rwkv_state_free(s);
+    rwkv_model_free(m);
+}
+
 /* `rwkv logits` with several sequences, --chunk, --state-out/--state-in: continuation through files. */
 static void test_cli(void)
 {
@@ -233,6 +262,7 @@ int main(void)
         test_continuation(models[i]);
     }
     test_wrong_model();
+    test_probabilities();
     test_cli();
     rwkv_device_free(dev);
     return tu_finish("test_batch");

@@ -21,6 +21,8 @@ struct rwkv_chunk {
     const int32_t *out_rows;  /* [R] token indices, increasing */
     const int32_t *token_slot; /* [T] slot of each token (for hooks) */
     const int32_t *out_slot;   /* [R] slot of each logits row */
+    const uint8_t *out_softmax; /* [R] 1: the row is to be softmax probabilities */
+    int any_softmax;            /* some out_softmax[r] is 1 */
 };
 
 struct rwkv_hook {
@@ -33,6 +35,7 @@ struct rwkv_hook {
 struct rwkv_backend_ops {
     const char *name;
     int supports_hooks;
+    int softmax;         /* run() applies out_softmax itself; else the runner does it on the host */
     rwkv_status (*device_open)(struct rwkv_device *dev, struct rwkv_error *err);
     void (*device_free)(struct rwkv_device *dev);
     /* Takes what it needs from model->weights (upload); may not keep pointers beyond model lifetime. */
@@ -74,6 +77,7 @@ struct rwkv_state {
     unsigned round_robin; /* which slot gets leftover tokens first */
     int32_t *token_slot;  /* [token_chunk_size] */
     int32_t *out_slot;    /* [token_chunk_size] */
+    uint8_t *out_softmax; /* [token_chunk_size] */
     struct rwkv_hook *hooks;
     int n_hooks;
 };

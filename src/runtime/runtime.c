@@ -139,6 +139,7 @@ void rwkv_state_free(struct rwkv_state *state)
     free(state->take);
     free(state->token_slot);
     free(state->out_slot);
+    free(state->out_softmax);
     free(state->hooks);
     free(state);
 }
@@ -173,7 +174,9 @@ rwkv_status rwkv_state_new(const struct rwkv_model *model, const struct rwkv_sta
     s->take = malloc(B * sizeof *s->take);
     s->token_slot = malloc(T * sizeof *s->token_slot);
     s->out_slot = malloc(T * sizeof *s->out_slot);
-    if (!s->tokens || !s->seg_slot || !s->seg_start || !s->seg_len || !s->out_rows || !s->out_ptrs || !s->take ||
+    s->out_softmax = malloc(T * sizeof *s->out_softmax);
+    if (!s->out_softmax ||
+        !s->tokens || !s->seg_slot || !s->seg_start || !s->seg_len || !s->out_rows || !s->out_ptrs || !s->take ||
         !s->token_slot || !s->out_slot) {
         rwkv_state_free(s);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
@@ -328,7 +331,7 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
     size_t T = plan(io, n_io, (size_t)s->token_chunk_size, n_io > 0 ? (int)(s->round_robin % (unsigned)n_io) : 0, s->take);
     if (T == 0)
         return RWKV_OK;
-    int n_seg = 0, n_out = 0;
+    int n_seg = 0, n_out = 0, any_softmax = 0;
     size_t t = 0;
     for (int i = 0; i < n_io; i++) {
         size_t take = s->take[i];
@@ -355,15 +358,22 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
             s->out_rows[n_out] = (int32_t)(io[i].output == RWKV_OUTPUT_LAST ? t + take - 1 : t + r);
             s->out_ptrs[n_out] = io[i].logits + r * (size_t)V;
             s->out_slot[n_out] = i;
+            s->out_softmax[n_out] = io[i].probabilities != 0;
+            any_softmax |= io[i].probabilities != 0;
             n_out++;
         }
         t += take;
     }
-    struct rwkv_chunk chunk = {(int)T,       s->tokens,     n_seg,         s->seg_slot, s->seg_start,
-                               s->seg_len,   n_out,         s->out_rows,   s->token_slot, s->out_slot};
-    rwkv_status st = rwkv_backend_of(m->device)->run(s, &chunk, s->out_ptrs, err);
+    struct rwkv_chunk chunk = {(int)T,      s->tokens,   n_seg,         s->seg_slot,   s->seg_start,
+                               s->seg_len,  n_out,       s->out_rows,   s->token_slot, s->out_slot,
+                               s->out_softmax, any_softmax};
+    const struct rwkv_backend_ops *ops = rwkv_backend_of(m->device);
+    rwkv_status st = ops->run(s, &chunk, s->out_ptrs, err);
     if (st)
         return st;
+    for (int r = 0; any_softmax && !ops->softmax && r < n_out; r++)
+        if (s->out_softmax[r])
+            rwkv_softmax(s->out_ptrs[r], s->out_ptrs[r], (size_t)V);
     s->round_robin++;
     for (int i = 0; i < n_io; i++) {
         size_t take = s->take[i];

@@ -313,8 +313,13 @@ static void copy_logits(const struct exec *e)
 {
     const struct rwkv_program *p = &e->model->program;
     int V = p->buffers[p->logits_buf].width;
-    for (int r = 0; r < e->chunk->n_out; r++)
-        memcpy(e->rows[r], e->cs->bufs[p->logits_buf] + (size_t)r * V, (size_t)V * sizeof(float));
+    for (int r = 0; r < e->chunk->n_out; r++) {
+        const float *src = e->cs->bufs[p->logits_buf] + (size_t)r * V;
+        if (e->chunk->out_softmax && e->chunk->out_softmax[r])
+            rwkv_softmax(src, e->rows[r], (size_t)V);
+        else
+            memcpy(e->rows[r], src, (size_t)V * sizeof(float));
+    }
 }
 
 static rwkv_status cpu_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows,
@@ -395,6 +400,7 @@ static rwkv_status cpu_copy_bandwidth(struct rwkv_device *dev, size_t bytes, dou
 const struct rwkv_backend_ops rwkv_cpu_backend = {
     .name = "cpu",
     .supports_hooks = 1,
+    .softmax = 1,
     .device_open = cpu_device_open,
     .device_free = cpu_device_free,
     .model_init = cpu_model_init,
