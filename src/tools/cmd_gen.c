@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/platform.h"
 #include "tools/cli.h"
@@ -29,7 +30,9 @@ static const char usage_text[] =
     "  sampling    defaults: temperature 1, top-p 0.85, presence 0.2, frequency 0.2, penalty decay\n"
     "              0.996 (penalties count generated tokens), seed 0; --greedy = argmax\n"
     "  --ignore-eos  keep going after token 0 (end of text; only stops with a --vocab file)\n"
-    "  --chunk     tokens per prefill step (default 256)\n";
+    "  --chunk     tokens per prefill step (default 256)\n"
+    "  --chat      interactive: each stdin line is a user turn (\"User: ...\\n\\nAssistant:\"), the reply ends at a\n"
+    "              blank line or after N tokens; the prompt, if given, is fed first; /reset, /quit\n";
 
 static const char default_prompt[] =
     "\nIn a shocking finding, scientists discovered a herd of dragons living in a remote, previously "
@@ -43,6 +46,7 @@ struct gen {
     const char *vocab, *prompt, *prompt_file, *prompt_ids;
     long n_gen, chunk;
     int ignore_eos;
+    int chat;
     struct rwkv_sampler_options sampling;
 };
 
@@ -161,6 +165,10 @@ static int parse_args(struct gen *g, int argc, char **argv)
             g->sampling.temperature = 0.0f;
             continue;
         }
+        if (used == 0 && !strcmp(a, "--chat")) {
+            g->chat = 1;
+            continue;
+        }
         if (used == 0 && !strcmp(a, "--ignore-eos")) {
             g->ignore_eos = 1;
             continue;
@@ -242,7 +250,9 @@ static int read_inputs(const struct gen *g, struct run *r)
             return 1;
         }
     }
-    r->text = r->text_owned ? r->text_owned : (const uint8_t *)(g->prompt ? g->prompt : default_prompt);
+    /* with no prompt: the default text, except in a chat, which then starts with no preamble */
+    r->text = r->text_owned ? r->text_owned
+                            : (const uint8_t *)(g->prompt ? g->prompt : g->chat ? "" : default_prompt);
     if (!r->text_owned)
         r->n_text = strlen((const char *)r->text);
     if (g->vocab && rwkv_tokenizer_load(g->vocab, &r->tok, &err)) {
@@ -322,16 +332,23 @@ struct timing {
     size_t n_generated;
 };
 
+/* Samples the next token from r->logits and records it for the penalties. */
+static int32_t pick(struct run *r)
+{
+    /* the model's head may be wider than the vocabulary (65536 vs 65530): never pick those ids */
+    size_t V = (size_t)rwkv_model_get_info(r->ses.model)->n_vocab;
+    for (size_t k = r->tok ? rwkv_tokenizer_vocab_size(r->tok) : V; k < V; k++)
+        r->logits[k] = -INFINITY;
+    int32_t id = rwkv_sampler_sample(r->sampler, r->logits);
+    rwkv_sampler_accept(r->sampler, id);
+    return id;
+}
+
 static int generate(const struct gen *g, struct run *r, struct timing *t)
 {
     for (long i = 0; i < g->n_gen; i++) {
         double t0 = rwkv_time_seconds();
-        /* the model's head may be wider than the vocabulary (65536 vs 65530): never pick those ids */
-        size_t V = (size_t)rwkv_model_get_info(r->ses.model)->n_vocab;
-        for (size_t k = r->tok ? rwkv_tokenizer_vocab_size(r->tok) : V; k < V; k++)
-            r->logits[k] = -INFINITY;
-        int32_t id = rwkv_sampler_sample(r->sampler, r->logits);
-        rwkv_sampler_accept(r->sampler, id);
+        int32_t id = pick(r);
         double t1 = rwkv_time_seconds();
         t->sample_s += t1 - t0;
         if (id == 0 && r->stop_at_eos)
@@ -360,6 +377,122 @@ static void report(const struct gen *g, const struct run *r, const struct timing
     }
 }
 
+/* ---- chat ---- */
+
+/* One line of stdin without its line break (malloc'ed); NULL at end of input. */
+static char *read_line(void)
+{
+    size_t cap = 256, n = 0;
+    char *line = malloc(cap);
+    int c;
+    while (line && (c = getchar()) != EOF && c != '\n') {
+        if (n + 2 > cap) {
+            char *nl = realloc(line, cap *= 2);
+            if (!nl) {
+                free(line);
+                return NULL;
+            }
+            line = nl;
+        }
+        line[n++] = (char)c;
+    }
+    if (!line || (n == 0 && c == EOF)) {
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && line[n - 1] == '\r')
+        n--;
+    line[n] = '\0';
+    return line;
+}
+
+/* Encodes and feeds `text`. */
+static int feed_text(struct run *r, const char *text)
+{
+    struct rwkv_error err;
+    int32_t *ids;
+    size_t n;
+    if (rwkv_tokenizer_encode(r->tok, (const uint8_t *)text, strlen(text), &ids, &n, &err)) {
+        cli_error("gen", "%s", err.message);
+        return 1;
+    }
+    int rc = n ? feed(r, ids, n) : 0;
+    free(ids);
+    return rc;
+}
+
+/* The reply: tokens until a blank line ("\n\n"), end of text or -n tokens; every token is fed, so the
+ * state holds the whole conversation. */
+static int reply(const struct gen *g, struct run *r)
+{
+    char tail[2] = {0, 0};
+    for (long i = 0; i < g->n_gen; i++) {
+        int32_t id = pick(r);
+        if (id == 0 && r->stop_at_eos)
+            break;
+        emit(r, id);
+        if (feed(r, &id, 1))
+            return 1;
+        size_t len = 0;
+        const uint8_t *b = rwkv_tokenizer_token(r->tok, id, &len);
+        for (size_t k = 0; b && k < len; k++) {
+            tail[0] = tail[1];
+            tail[1] = (char)b[k];
+        }
+        if (tail[0] == '\n' && tail[1] == '\n')
+            break;
+    }
+    if (tail[1] != '\n')
+        putchar('\n');
+    return 0;
+}
+
+/* Interactive chat: "User: <line>\n\nAssistant:" turns over one state. /reset starts over, /quit ends. */
+static int chat(const struct gen *g, struct run *r)
+{
+    struct rwkv_error err;
+    int tty = isatty(0);
+    if (!r->tok) {
+        cli_error("gen", "--chat needs --vocab (or a 256-token byte-level model)");
+        return 2;
+    }
+    if (tty)
+        fprintf(stderr, "rwkv gen: chat: type a message and Enter; /reset starts over, /quit or end of input ends\n");
+    for (;;) {
+        if (tty)
+            fputs("User: ", stderr);
+        char *line = read_line();
+        if (!line || !strcmp(line, "/quit")) {
+            free(line);
+            return 0;
+        }
+        int rc = 0;
+        if (!strcmp(line, "/reset")) {
+            rwkv_sampler_reset(r->sampler);
+            rc = rwkv_state_reset(r->ses.state, 0, &err) ? (cli_error("gen", "%s", err.message), 1)
+                 : r->n_prompt ? feed(r, r->prompt, r->n_prompt) : 0;
+        } else if (*line) {
+            size_t n = strlen(line) + 32;
+            char *turn = malloc(n);
+            if (!turn) {
+                free(line);
+                cli_error("gen", "out of memory");
+                return 1;
+            }
+            snprintf(turn, n, "User: %s\n\nAssistant:", line);
+            fputs("Assistant:", stdout);
+            rc = feed_text(r, turn);
+            if (!rc)
+                rc = reply(g, r);
+            fflush(stdout);
+            free(turn);
+        }
+        free(line);
+        if (rc)
+            return rc;
+    }
+}
+
 static int run_all(const struct gen *g, struct run *r)
 {
     struct rwkv_error err;
@@ -380,6 +513,8 @@ static int run_all(const struct gen *g, struct run *r)
         cli_error("gen", "out of memory");
         return 1;
     }
+    if (g->chat) /* the prompt, if any, is a preamble fed before the first turn */
+        return (r->n_prompt && feed(r, r->prompt, r->n_prompt)) ? 1 : chat(g, r);
     struct timing t = {0};
     static const int32_t start = 0; /* an empty prompt starts from end-of-text, as a new document */
     double t0 = rwkv_time_seconds();
