@@ -1,4 +1,5 @@
-/* `rwkv gen --chat`: one reply per input line, /reset and /quit, a seed reproduces the conversation. */
+/* The interactive tools: `rwkv gen --chat` (one reply per input line, /reset and /quit, a seed reproduces
+ * the conversation) and the `rwkv batch` demo. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,14 @@ int main(void)
     free(b);
     CHECK(tu_system("%s gen --model %s --chat --prompt-ids 1,2 < %s > /dev/null 2>&1", tu_cli(),
                     tu_shared("models/tiny-rwkv-7v0-834K.st"), in) == 0);
+    /* the batch demo: three prompts (a blank line is not one), a completion each */
+    const char *prompts = "The quick\nHello\n\nRWKV is\n";
+    CHECK(tu_write_file(in, prompts, strlen(prompts)));
+    CHECK(tu_system("%s batch --model %s --prompts %s -n 12 --seed 2 > %s 2>/dev/null", tu_cli(), model, in, o1) == 0);
+    char *out = tu_read_file(o1, &n1);
+    CHECK_MSG(out && count(out, "--- ") == 3 && strstr(out, "--- 3: RWKV is"), "three completions: %s", out);
+    free(out);
+    CHECK(tu_system("%s batch --model %s --prompts %s 2>/dev/null", tu_cli(), model, tu_tmp("nothing")) == 1);
     remove(in);
     remove(o1);
     remove(o2);

@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"gen", cmd_gen, "generate text and report prefill/generation speed (the main job)"},
+    {"batch", cmd_batch, "generate from many prompts at once (a batching demo)"},
     {"bench", cmd_bench, "llama-bench style prefill/generation benchmark"},
     {"logits", cmd_logits, "run token sequences and write float32 logits"},
     {"tokenize", cmd_tokenize, "stdin bytes -> token ids"},
