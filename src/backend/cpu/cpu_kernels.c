@@ -67,19 +67,24 @@ __attribute__((target("avx2,f16c"))) static void row_to_f32_avx2(const struct rw
 
 /* ---- dot products: 4 rows against one vector ---- */
 
+/* A dot product with 8 partial sums, which compilers vectorise without reassociation flags. */
+static float dot_f32(const float *a, const float *b, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
 static void dot4_portable(const float *const rows[4], const float *x, int n, float out[4])
 {
-    for (int r = 0; r < 4; r++) {
-        float acc[8] = {0};
-        int i = 0;
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++)
-                acc[j] += rows[r][i + j] * x[i + j];
-        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for (; i < n; i++)
-            s += rows[r][i] * x[i];
-        out[r] = s;
-    }
+    for (int r = 0; r < 4; r++)
+        out[r] = dot_f32(rows[r], x, n);
 }
 
 #ifdef CPU_X86
@@ -426,15 +431,10 @@ void cpu_wkv7_head(const struct cpu_wkv_io *io, int N, const float *k_k, const f
         }
         for (int i = 0; i < N; i++) {
             float *s = S + (size_t)i * N;
-            float sa = 0;
-            for (int j = 0; j < N; j++)
-                sa -= s[j] * kk[j];
-            float vi = v[i], acc = 0;
-            for (int j = 0; j < N; j++) {
+            float sa = -dot_f32(s, kk, N), vi = v[i];
+            for (int j = 0; j < N; j++) /* no reduction here: vectorises */
                 s[j] = s[j] * w[j] + sa * ab[j] + vi * kb[j];
-                acc += s[j] * r[j];
-            }
-            y[i] = acc;
+            y[i] = dot_f32(s, r, N);
         }
         group_norm(y, N, lnw, lnb, eps);
         for (int i = 0; i < N; i++)
