@@ -23,6 +23,11 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRWKV_SANITIZE=ON -D
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j "$jobs")
 
+echo "== portable build (no SIMD, no threads, no mmap) + the reference and batching tests"
+cmake -S . -B build-portable -G Ninja -DCMAKE_BUILD_TYPE=Release -DRWKV_PORTABLE=ON -DRWKV_VULKAN=OFF -DRWKV_SHARED_DIR="$RWKV_SHARED" >/dev/null
+cmake --build build-portable -j "$jobs"
+(cd build-portable && ctest --output-on-failure -j "$jobs" -R "test_(cases|batch|files|pth_logits|save|lora)$")
+
 echo "== fuzzers (${fuzz_seconds}s each)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DRWKV_FUZZ=ON -DRWKV_VULKAN=OFF >/dev/null
 cmake --build build-fuzz -j "$jobs"

@@ -43,7 +43,7 @@ static void batched_vs_sequential(struct rwkv_model *m, int32_t *seq[NSEQ], cons
     struct rwkv_slot_io io[NSEQ];
     for (int i = 0; i < NSEQ; i++) {
         out[i] = malloc((lens[i] + 1) * V * sizeof(float));
-        io[i] = (struct rwkv_slot_io){seq[i], lens[i], RWKV_OUTPUT_ALL, out[i], lens[i], 0, 0};
+        io[i] = (struct rwkv_slot_io){seq[i], lens[i], RWKV_OUTPUT_ALL, out[i], lens[i], 0, 0, 0};
     }
     float *before = malloc(S * sizeof(float)), *after = malloc(S * sizeof(float));
     rwkv_state_read(s, 4, before, S, &err);
@@ -129,7 +129,7 @@ static void test_continuation(const char *stem)
     struct rwkv_state_options so = {3, 8};
     struct rwkv_state *s;
     CHECK(rwkv_state_new(m, &so, &s, &err) == RWKV_OK);
-    struct rwkv_slot_io io[3] = {{ab, NA, RWKV_OUTPUT_NONE, NULL, 0, 0, 0}};
+    struct rwkv_slot_io io[3] = {{ab, NA, RWKV_OUTPUT_NONE, NULL, 0, 0, 0, 0}};
     while (io[0].n_tokens)
         CHECK(rwkv_run(s, io, 1, &err) == RWKV_OK);
     /* save to a file, fork into slot 2 through host memory, and into slot 1 by copy */
@@ -141,7 +141,7 @@ static void test_continuation(const char *stem)
     CHECK(rwkv_state_copy(s, 0, 1, &err) == RWKV_OK);
     for (int slot = 0; slot < 3; slot++) {
         memset(io, 0, sizeof io);
-        io[slot] = (struct rwkv_slot_io){ab + NA, NB, RWKV_OUTPUT_ALL, part, NB, 0, 0};
+        io[slot] = (struct rwkv_slot_io){ab + NA, NB, RWKV_OUTPUT_ALL, part, NB, 0, 0, 0};
         while (io[slot].n_tokens)
             CHECK(rwkv_run(s, io, 3, &err) == RWKV_OK);
         CHECK_MSG(tc_max_diff(part, want, NB * V) <= 2e-5, "%s slot %d continuation: %.3g", stem, slot,
@@ -152,13 +152,13 @@ static void test_continuation(const char *stem)
     so.num_batch = 1;
     CHECK(rwkv_state_new(m, &so, &s2, &err) == RWKV_OK);
     CHECK(rwkv_state_load(s2, 0, path, &err) == RWKV_OK);
-    io[0] = (struct rwkv_slot_io){ab + NA, NB, RWKV_OUTPUT_ALL, part, NB, 0, 0};
+    io[0] = (struct rwkv_slot_io){ab + NA, NB, RWKV_OUTPUT_ALL, part, NB, 0, 0, 0};
     while (io[0].n_tokens)
         CHECK(rwkv_run(s2, io, 1, &err) == RWKV_OK);
     CHECK_MSG(tc_max_diff(part, want, NB * V) == 0, "%s: state file round trip is not exact", stem);
     /* reset = fresh */
     CHECK(rwkv_state_reset(s2, 0, &err) == RWKV_OK);
-    io[0] = (struct rwkv_slot_io){ab, NA + NB, RWKV_OUTPUT_ALL, full, NA + NB, 0, 0};
+    io[0] = (struct rwkv_slot_io){ab, NA + NB, RWKV_OUTPUT_ALL, full, NA + NB, 0, 0, 0};
     float *again = malloc((NA + NB) * V * sizeof(float));
     io[0].logits = again;
     while (io[0].n_tokens)

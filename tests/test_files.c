@@ -204,18 +204,18 @@ static void test_run_errors(void)
     CHECK(rwkv_state_new(m, &so, &s, &err) == RWKV_OK);
     float logits[256 * 4];
     int32_t bad[3] = {1, 256, 3};
-    struct rwkv_slot_io io = {bad, 3, RWKV_OUTPUT_LAST, logits, 1, 0, 0};
+    struct rwkv_slot_io io = {bad, 3, RWKV_OUTPUT_LAST, logits, 1, 0, 0, 0};
     CHECK_ERR(rwkv_run(s, &io, 1, &err), RWKV_ERR_TOKEN, &err, "token 256 at position 1");
     CHECK(io.n_tokens == 3 && io.tokens == bad); /* nothing consumed */
     int32_t neg[1] = {-5};
-    io = (struct rwkv_slot_io){neg, 1, RWKV_OUTPUT_LAST, logits, 1, 0, 0};
+    io = (struct rwkv_slot_io){neg, 1, RWKV_OUTPUT_LAST, logits, 1, 0, 0, 0};
     CHECK_ERR(rwkv_run(s, &io, 1, &err), RWKV_ERR_TOKEN, &err, "token -5");
     int32_t ok[2] = {1, 2};
-    io = (struct rwkv_slot_io){ok, 2, RWKV_OUTPUT_ALL, logits, 1, 0, 0};
+    io = (struct rwkv_slot_io){ok, 2, RWKV_OUTPUT_ALL, logits, 1, 0, 0, 0};
     CHECK_ERR(rwkv_run(s, &io, 1, &err), RWKV_ERR_ARG, &err, "needs 2 logits rows, 1 available");
-    io = (struct rwkv_slot_io){ok, 2, RWKV_OUTPUT_LAST, NULL, 0, 0, 0};
+    io = (struct rwkv_slot_io){ok, 2, RWKV_OUTPUT_LAST, NULL, 0, 0, 0, 0};
     CHECK_ERR(rwkv_run(s, &io, 1, &err), RWKV_ERR_ARG, &err, "logits rows");
-    io = (struct rwkv_slot_io){NULL, 2, RWKV_OUTPUT_NONE, NULL, 0, 0, 0};
+    io = (struct rwkv_slot_io){NULL, 2, RWKV_OUTPUT_NONE, NULL, 0, 0, 0, 0};
     CHECK_ERR(rwkv_run(s, &io, 1, &err), RWKV_ERR_ARG, &err, "tokens is NULL");
     struct rwkv_slot_io three[3] = {{0}};
     CHECK_ERR(rwkv_run(s, three, 3, &err), RWKV_ERR_ARG, &err, "3 slots given, the state has 2");

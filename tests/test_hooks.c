@@ -62,7 +62,7 @@ int main(void)
     CHECK(rwkv_state_new(m, &so, &s, &err) == RWKV_OK);
     struct counter c = {0, 0, 1.0f, NULL};
     CHECK(rwkv_state_add_hook(s, "head.out", -1, add_to_logits, &c, &err) == RWKV_OK);
-    struct rwkv_slot_io io[2] = {{toks, 6, RWKV_OUTPUT_ALL, got, 6, 0, 0}};
+    struct rwkv_slot_io io[2] = {{toks, 6, RWKV_OUTPUT_ALL, got, 6, 0, 0, 0}};
     while (io[0].n_tokens)
         CHECK(rwkv_run(s, io, 1, &err) == RWKV_OK);
     int exact = 1;
@@ -77,8 +77,8 @@ int main(void)
     CHECK(n_points > 12 * 15);
     struct counter all = {0};
     CHECK(rwkv_state_add_hook(s, "*", -1, count, &all, &err) == RWKV_OK);
-    io[0] = (struct rwkv_slot_io){toks, 3, RWKV_OUTPUT_LAST, got, 1, 0, 0};
-    io[1] = (struct rwkv_slot_io){toks + 3, 3, RWKV_OUTPUT_LAST, got + 256, 1, 0, 0};
+    io[0] = (struct rwkv_slot_io){toks, 3, RWKV_OUTPUT_LAST, got, 1, 0, 0, 0};
+    io[1] = (struct rwkv_slot_io){toks + 3, 3, RWKV_OUTPUT_LAST, got + 256, 1, 0, 0, 0};
     while (io[0].n_tokens || io[1].n_tokens)
         CHECK(rwkv_run(s, io, 2, &err) == RWKV_OK);
     /* two chunks; the first completes no slot, so it has no logits rows and its 3 head points are skipped */
@@ -88,7 +88,7 @@ int main(void)
     rwkv_state_clear_hooks(s);
     rwkv_state_reset(s, -1, &err);
     CHECK(rwkv_state_add_hook(s, "att.wkv", 5, zero, NULL, &err) == RWKV_OK);
-    io[0] = (struct rwkv_slot_io){toks, 6, RWKV_OUTPUT_ALL, got, 6, 0, 0};
+    io[0] = (struct rwkv_slot_io){toks, 6, RWKV_OUTPUT_ALL, got, 6, 0, 0, 0};
     memset(&io[1], 0, sizeof io[1]);
     while (io[0].n_tokens)
         CHECK(rwkv_run(s, io, 1, &err) == RWKV_OK);
@@ -96,7 +96,7 @@ int main(void)
 
     rwkv_state_clear_hooks(s);
     CHECK(rwkv_state_add_hook(s, "ffn.key", 2, stop, NULL, &err) == RWKV_OK);
-    io[0] = (struct rwkv_slot_io){toks, 6, RWKV_OUTPUT_ALL, got, 6, 0, 0};
+    io[0] = (struct rwkv_slot_io){toks, 6, RWKV_OUTPUT_ALL, got, 6, 0, 0, 0};
     CHECK_ERR(rwkv_run(s, io, 1, &err), RWKV_ERR_ARG, &err, "stopped by a hook at ffn.key (layer 2)");
     CHECK_ERR(rwkv_state_add_hook(s, "att.nothing", -1, stop, NULL, &err), RWKV_ERR_ARG, &err, "no hook point");
     CHECK_ERR(rwkv_state_add_hook(s, "att.out", 12, stop, NULL, &err), RWKV_ERR_ARG, &err, "layer 12 out of range");

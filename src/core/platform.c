@@ -14,7 +14,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#if !defined(__EMSCRIPTEN__)
+#if !defined(__EMSCRIPTEN__) && !defined(RWKV_NO_MMAP)
 #include <sys/mman.h>
 #define RWKV_HAVE_MMAP 1
 #endif
@@ -71,7 +71,7 @@ rwkv_status rwkv_map_file(const char *path, struct rwkv_file_map *map, struct rw
     memset(map, 0, sizeof *map);
     if (!path)
         return rwkv_fail(err, RWKV_ERR_ARG, "no file path given");
-#ifdef RWKV_HAVE_MMAP
+#ifdef RWKV_HAVE_POSIX
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -88,6 +88,7 @@ rwkv_status rwkv_map_file(const char *path, struct rwkv_file_map *map, struct rw
         close(fd);
         return RWKV_OK;
     }
+#ifdef RWKV_HAVE_MMAP
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p != MAP_FAILED) {
@@ -96,6 +97,9 @@ rwkv_status rwkv_map_file(const char *path, struct rwkv_file_map *map, struct rw
         map->mapped = 1;
         return RWKV_OK;
     }
+#else
+    close(fd);
+#endif
 #endif
     return read_whole_file(path, map, err);
 }

@@ -15,7 +15,7 @@ rwkv_status tc_run(struct rwkv_model *m, const int32_t *tokens, size_t n, int ch
         return st;
     if (time_state)
         st = rwkv_state_load_time_state(s, 0, time_state, err);
-    struct rwkv_slot_io io = {tokens, n, RWKV_OUTPUT_ALL, logits, n, 0, 0};
+    struct rwkv_slot_io io = {tokens, n, RWKV_OUTPUT_ALL, logits, n, 0, 0, 0};
     while (!st && io.n_tokens > 0)
         st = rwkv_run(s, &io, 1, err);
     rwkv_state_free(s);
