@@ -36,8 +36,14 @@ for f in build-fuzz/fuzz_*; do
   name=$(basename "$f")
   corpus="build-fuzz/corpus-$name"
   mkdir -p "$corpus"
-  # seeds: the start of a real model file (the header is what the parsers see first)
+  # seeds: the start of a real model file (the header is what the parsers see first), and whole small
+  # synthetic models of every version for the model builder
   head -c 16384 "$RWKV_SHARED/models/tiny-rwkv-7v0-834K.st" > "$corpus/seed-st"
+  if [ "$name" = fuzz_model ]; then
+    for v in 4 5 6 7; do
+      build/rwkv synth --version $v --layers 1 --embd 32 --head-size 16 --vocab 16 --ffn 64 --out "$corpus/seed-v$v.st" >/dev/null
+    done
+  fi
   echo "-- $name"
   "$f" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 "$corpus" 2>&1 | tail -n 4
 done
