@@ -11,6 +11,7 @@ fuzz_seconds="${FUZZ_SECONDS:-60}"
 # lavapipe is the only Vulkan device in CI: require the Vulkan tests to run when a driver is installed
 if [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -n "${VK_DRIVER_FILES:-}" ]; then
   export RWKV_REQUIRE_VULKAN=1
+  export RWKV_REQUIRE_VALIDATION=1 # scripts/deps.sh installs the layer with the driver
 fi
 
 echo "== release build + tests"
