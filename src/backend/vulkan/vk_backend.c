@@ -104,6 +104,114 @@ static rwkv_status plan_weight(struct vk_dev *d, struct vk_model *vm, const stru
     return RWKV_OK;
 }
 
+/* ---- LAYERNORM + SHIFT + LERPs in one dispatch (normmix.comp) ---- */
+
+static int same_view(struct rwkv_view a, struct rwkv_view b)
+{
+    return a.buf == b.buf && a.col == b.col && a.width == b.width;
+}
+
+/* A view covering a whole buffer of width C. */
+static int whole(const struct rwkv_program *p, struct rwkv_view v, int C)
+{
+    return v.buf >= 0 && v.col == 0 && v.width == C && p->buffers[v.buf].width == C;
+}
+
+/* The next op after `o` that is not a HOOK (hooks are not run on this backend), or -1. */
+static int next_op(const struct rwkv_program *p, int o)
+{
+    while (++o < p->n_ops && p->ops[o].kind == RWKV_OP_HOOK)
+        ;
+    return o < p->n_ops ? o : -1;
+}
+
+/* Whether LERP `l` fits a group reading xx and sx and writing the buffers in `written` (a bit mask). */
+static int mix_lerp(const struct rwkv_program *p, const struct rwkv_op *l, struct rwkv_view xx, struct rwkv_view sx,
+                    uint64_t written, int *swapped)
+{
+    int C = xx.width;
+    if (l->kind != RWKV_OP_LERP || l->in[2].buf >= 0 || !whole(p, l->out, C) || (written >> l->out.buf) & 1)
+        return 0;
+    *swapped = same_view(l->in[0], sx) && same_view(l->in[1], xx);
+    return *swapped || (same_view(l->in[0], xx) && same_view(l->in[1], sx));
+}
+
+/* For LAYERNORM op `o`: absorbs the SHIFT of its output and the LERPs between the two that follow
+ * (hooks aside), where normmix.comp computes them alike; sets the op's group and flags. */
+static void plan_group(const struct rwkv_program *p, struct vk_model *vm, int o)
+{
+    const struct rwkv_op *ln = &p->ops[o];
+    struct vk_op_kernel *ok = &vm->ok[o];
+    int C = ln->out.width, s = next_op(p, o);
+    /* the shift reads the row before: LN must not overwrite x, and sx must be a buffer of its own */
+    if (s < 0 || p->ops[s].kind != RWKV_OP_SHIFT || !same_view(p->ops[s].in[0], ln->out) ||
+        ln->in[0].buf == ln->out.buf || !whole(p, p->ops[s].out, C) || p->ops[s].out.buf == ln->in[0].buf ||
+        p->ops[s].out.buf == ln->out.buf)
+        return;
+    struct rwkv_view xx = ln->out, sx = p->ops[s].out;
+    ok->shift_op = ok->group_end = s;
+    ok->mix_flags = 1u << 24;
+    uint64_t written = (uint64_t)1 << ln->in[0].buf | (uint64_t)1 << xx.buf | (uint64_t)1 << sx.buf;
+    int n = 0, swapped;
+    for (int l = next_op(p, s); l >= 0 && n < VK_MIX_MAX && mix_lerp(p, &p->ops[l], xx, sx, written, &swapped);
+         l = next_op(p, l)) {
+        ok->lerp_op[n] = ok->group_end = l;
+        ok->mix_flags |= 1u << n | (uint32_t)swapped << (8 + n);
+        written |= (uint64_t)1 << p->ops[l].out.buf;
+        n++;
+    }
+}
+
+/* For MATMUL op `o`: absorbs a LERP next that takes the output as its dyn input (v7's v = lerp(v,
+ * v_first, v_gate)), done in the epilogue per element (matmul_out.glsl). No mix vector; the LERP may
+ * not write what the matmul reads nor overwrite its output. */
+static void plan_lerp_out(const struct rwkv_program *p, struct vk_model *vm, int o)
+{
+    const struct rwkv_op *mm = &p->ops[o];
+    int l = next_op(p, o);
+    if (l < 0 || mm->accumulate)
+        return;
+    const struct rwkv_op *lp = &p->ops[l];
+    if (lp->kind != RWKV_OP_LERP || lp->w[0] >= 0 || !same_view(lp->in[2], mm->out) || lp->in[0].buf < 0 ||
+        lp->in[1].buf < 0 || lp->out.width != mm->out.width || lp->out.buf == mm->in[0].buf ||
+        lp->out.buf == mm->out.buf || lp->in[0].buf == mm->out.buf || lp->in[1].buf == mm->out.buf)
+        return;
+    vm->ok[o].lerp_op[0] = vm->ok[o].group_end = l;
+}
+
+/* Groups (an absorbed op gets group_end -1), and a parameter span of each LAYERNORM (upload_params). */
+static rwkv_status plan_groups(const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &m->program;
+    for (int o = 0; o < p->n_ops; o++) {
+        struct vk_op_kernel *ok = &vm->ok[o];
+        ok->group_end = o;
+        ok->shift_op = -1;
+        for (int j = 0; j < VK_MIX_MAX; j++)
+            ok->lerp_op[j] = -1;
+    }
+    for (int o = 0; o < p->n_ops; o++) {
+        if (p->ops[o].kind == RWKV_OP_MATMUL) {
+            plan_lerp_out(p, vm, o);
+            for (int a = o + 1; a <= vm->ok[o].group_end; a++)
+                vm->ok[a].group_end = -1;
+            o = vm->ok[o].group_end;
+            continue;
+        }
+        if (p->ops[o].kind != RWKV_OP_LAYERNORM)
+            continue;
+        plan_group(p, vm, o);
+        size_t bytes = (2 + VK_MIX_MAX) * (size_t)p->ops[o].out.width * sizeof(float);
+        rwkv_status st = vk_pool_reserve(&vm->pool, bytes, &vm->ok[o].params, "layernorm parameters", err);
+        if (st)
+            return st;
+        for (int a = o + 1; a <= vm->ok[o].group_end; a++)
+            vm->ok[a].group_end = -1;
+        o = vm->ok[o].group_end;
+    }
+    return RWKV_OK;
+}
+
 /* Copies weights into device buffers through one staging buffer, converting on the way. */
 struct uploader {
     struct vk_dev *d;
@@ -173,6 +281,32 @@ static rwkv_status up_part(struct uploader *u, const struct rwkv_weight *w, cons
     return RWKV_OK;
 }
 
+/* The NORMMIX parameters of LAYERNORM op `o`: ln weight, ln bias, each absorbed LERP's mix (or zeros). */
+static rwkv_status upload_params(struct uploader *u, const struct rwkv_model *m, const struct vk_model *vm, int o,
+                                 struct rwkv_error *err)
+{
+    const struct rwkv_op *ln = &m->program.ops[o];
+    const struct vk_op_kernel *ok = &vm->ok[o];
+    size_t C = (size_t)ln->out.width;
+    float *h = calloc((2 + VK_MIX_MAX) * C, sizeof *h);
+    if (!h)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    int src[2 + VK_MIX_MAX] = {ln->w[0], ln->w[1]};
+    for (int j = 0; j < VK_MIX_MAX; j++)
+        src[2 + j] = ok->lerp_op[j] >= 0 ? m->program.ops[ok->lerp_op[j]].w[0] : -1;
+    for (int i = 0; i < 2 + VK_MIX_MAX; i++) /* vectors are F32 (weight_roles) */
+        if (src[i] >= 0)
+            memcpy(h + i * C, m->weights[src[i]].data, C * sizeof *h);
+    struct rwkv_weight w = {.dtype = RWKV_DTYPE_F32, .data = h, .nbytes = (2 + VK_MIX_MAX) * C * sizeof *h};
+    struct vk_part part = {ok->params, 0, 1};
+    struct vk_tensor t = {RWKV_DTYPE_F32, (uint32_t)((2 + VK_MIX_MAX) * C), 1, &part};
+    rwkv_status st = up_part(u, &w, &t, &part, vm->pool.blocks[ok->params.block].buffer, err);
+    if (!st) /* the staging buffer holds h's copy only once flushed */
+        st = up_flush(u, err);
+    free(h);
+    return st;
+}
+
 static rwkv_status upload(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
 {
     VkDeviceSize total = 0;
@@ -188,6 +322,9 @@ static rwkv_status upload(struct vk_dev *d, const struct rwkv_model *m, struct v
         for (int p = 0; p < t->n_parts && !st; p++)
             st = up_part(&u, &m->weights[i], t, &t->parts[p], vm->pool.blocks[t->parts[p].span.block].buffer, err);
     }
+    for (int o = 0; o < m->program.n_ops && !st; o++)
+        if (m->program.ops[o].kind == RWKV_OP_LAYERNORM)
+            st = upload_params(&u, m, vm, o, err);
     if (!st)
         st = up_flush(&u, err);
     vk_cmd_free(d, &u.cmd);
@@ -201,7 +338,7 @@ static int kernel_of(enum rwkv_op_kind k)
 {
     switch (k) {
     case RWKV_OP_EMBED: return VK_K_EMBED;
-    case RWKV_OP_LAYERNORM: return VK_K_LAYERNORM;
+    case RWKV_OP_LAYERNORM: return VK_K_NORMMIX;
     case RWKV_OP_SHIFT: return VK_K_SHIFT;
     case RWKV_OP_LERP:
     case RWKV_OP_MULADD:
@@ -221,6 +358,16 @@ static int rows_mode(enum rwkv_op_kind k)
          : k == RWKV_OP_COPY ? VK_ROWS_COPY : VK_ROWS_GATHER;
 }
 
+/* WKV7's tokens per block for head size N: the most of 16, 8, 4 whose shared memory fits (wkv7.comp:
+ * 8 floats per token and channel, one per token, and the reductions' 5 per channel); 0 if none. */
+static uint32_t wkv7_block(const struct vk_dev *d, uint32_t N)
+{
+    for (uint32_t tb = 16; tb >= 4; tb /= 2)
+        if ((8 * tb * N + tb + 5 * N) * sizeof(float) <= d->lim.max_shared)
+            return tb;
+    return 0;
+}
+
 /* Checks what the kernels assume about an op (they read the whole input while writing the output). */
 static rwkv_status check_op(const struct vk_dev *d, const struct rwkv_op *op, struct rwkv_error *err)
 {
@@ -228,12 +375,84 @@ static rwkv_status check_op(const struct vk_dev *d, const struct rwkv_op *op, st
         op->in[0].buf == op->out.buf)
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: %s op of layer %d works in place",
                          rwkv_op_name(op->kind), op->layer);
-    /* a workgroup per head: N invocations and 6 N floats of shared memory (wkv7.comp) */
+    /* a workgroup per head: N invocations, and shared memory (wkv5.comp: 6 N floats) */
+    uint32_t N = (uint32_t)op->head_size;
     if ((op->kind == RWKV_OP_WKV5 || op->kind == RWKV_OP_WKV7) &&
-        ((uint32_t)op->head_size > d->lim.max_wg || 6 * 4 * (uint32_t)op->head_size > d->lim.max_shared))
+        (N > d->lim.max_wg || 6 * 4 * N > d->lim.max_shared || (op->kind == RWKV_OP_WKV7 && !wkv7_block(d, N))))
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: head size %d: this device runs at most %u invocations "
                          "with %u bytes of shared memory in a workgroup", op->head_size, d->lim.max_wg,
                          d->lim.max_shared);
+    if (op->kind == RWKV_OP_WKV7 && N % 4 != 0) /* wkv7.comp reads keys four at a time */
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: v7 head size %d is not a multiple of 4", op->head_size);
+    return RWKV_OK;
+}
+
+/* Whether MATMUL op `op` may use the 16-byte-load kernels (GEMV, GEMM_CM): K in blocks of 8, x rows
+ * starting on 16-byte boundaries. */
+static int mm_aligned(const struct rwkv_model *m, const struct rwkv_op *op)
+{
+    const struct rwkv_program *p = &m->program;
+    return op->in[0].width % 8 == 0 && op->in[0].col % 4 == 0 && p->buffers[op->in[0].buf].width % 4 == 0;
+}
+
+/* The variants of a MATMUL op (enum vk_mm); those it does not qualify for stay VK_NULL_HANDLE. */
+static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, const struct rwkv_op *op,
+                                enum rwkv_dtype dt, struct vk_op_kernel *ok, struct rwkv_error *err)
+{
+    int aligned = mm_aligned(m, op);
+    for (int v = 0; v < VK_MM_COUNT; v++) {
+        uint32_t spec[VK_SPEC] = {0};
+        int kernel;
+        switch (v) {
+        case VK_MM_BASIC:
+            kernel = VK_K_MATMUL;
+            spec[0] = VK_WG_MATMUL;
+            spec[1] = VK_MATMUL_ROWS;
+            spec[2] = VK_MATMUL_TOK;
+            break;
+        case VK_MM_GEMV1:
+        case VK_MM_GEMV4: {
+            /* a subgroup per row loads K / 8 / subgroup size blocks per lane; past 4 (gemv.comp's
+             * UNROLL), 2 or 4 subgroups share the row, so that a row is about one round of loads; not
+             * for 4096 rows and more, which fill the device anyway (H200: 5-10% faster unsplit) */
+            uint32_t K = (uint32_t)op->in[0].width, sg = d->feat.subgroup_size ? d->feat.subgroup_size : 32;
+            uint32_t split = op->out.width >= 4096 || K <= 32 * sg ? 1 : K <= 64 * sg ? 2 : 4;
+            kernel = VK_K_GEMV;
+            spec[0] = VK_GEMV_SUBGROUPS * sg < d->lim.max_wg ? VK_GEMV_SUBGROUPS * sg : d->lim.max_wg;
+            spec[1] = ok->gemv_rows = VK_GEMV_SUBGROUPS / split;
+            spec[2] = v == VK_MM_GEMV1 ? 1 : 4;
+            break;
+        }
+        case VK_MM_GEMM:
+            kernel = VK_K_GEMM;
+            spec[0] = VK_WG_GEMM;
+            break;
+        default: {
+            const struct vk_cm_tile *t = &vk_cm_tiles[v - VK_MM_CM_TINY];
+            kernel = VK_K_GEMM_CM;
+            spec[0] = 32 * t->wm * t->wn;
+            spec[1] = t->tm;
+            spec[2] = t->tn;
+            spec[3] = t->wm;
+            spec[4] = t->wn;
+            spec[5] = (d->feat.coopmat != VK_COOPMAT_FP16) | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1;
+            spec[6] = t->tk;
+            break;
+        }
+        }
+        if (!vk_kernel_available(d, kernel, dt) || ((kernel == VK_K_GEMV || kernel == VK_K_GEMM_CM) && !aligned))
+            continue;
+        rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
+        if (st && kernel == VK_K_GEMM_CM && !d->lost) { /* a driver refusing it: the fp32 tiles remain */
+            fprintf(stderr, "rwkv: vulkan: tensor-core kernel unavailable, using fp32 tiles: %s\n", err->message);
+            d->feat.coopmat = VK_COOPMAT_OFF;
+            ok->mm[VK_MM_CM_TINY] = ok->mm[VK_MM_CM_SMALL] = ok->mm[VK_MM_CM_BIG] = VK_NULL_HANDLE;
+            break;
+        }
+        if (st)
+            return st;
+    }
+    ok->pipeline = ok->mm[VK_MM_BASIC];
     return RWKV_OK;
 }
 
@@ -242,13 +461,13 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
     for (int o = 0; o < m->program.n_ops; o++) {
         const struct rwkv_op *op = &m->program.ops[o];
         struct vk_op_kernel *ok = &vm->ok[o];
-        ok->kernel = kernel_of(op->kind);
+        ok->kernel = ok->group_end < 0 ? -1 : kernel_of(op->kind); /* absorbed ops have no dispatch */
         if (ok->kernel < 0)
             continue;
         rwkv_status st = check_op(d, op, err);
         if (st)
             return st;
-        uint32_t spec[4] = {VK_WG_ROWS, 0, 0, 0};
+        uint32_t spec[VK_SPEC] = {VK_WG_ROWS};
         enum rwkv_dtype dt = RWKV_DTYPE_F32;
         ok->n_parts = 1;
         if (op->kind == RWKV_OP_MATMUL || op->kind == RWKV_OP_EMBED) {
@@ -256,15 +475,23 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             ok->n_parts = vm->w[op->w[0]].n_parts;
         }
         switch (ok->kernel) {
-        case VK_K_LAYERNORM: spec[0] = VK_WG_NORM; break;
+        case VK_K_NORMMIX: { /* VK_NORM_PER channels per invocation (more where the device allows fewer) */
+            uint32_t C = (uint32_t)op->out.width, max = d->lim.max_wg < 1024 ? d->lim.max_wg : 1024;
+            uint32_t wg = ((C + VK_NORM_PER - 1) / VK_NORM_PER + 31) / 32 * 32;
+            spec[0] = wg < max ? wg : max;
+            spec[1] = (C + spec[0] - 1) / spec[0];
+            break;
+        }
         case VK_K_ROWS: spec[1] = (uint32_t)rows_mode(op->kind); break;
         case VK_K_MATMUL:
-            spec[0] = VK_WG_MATMUL;
-            spec[1] = VK_MATMUL_ROWS;
-            spec[2] = VK_MATMUL_TOK;
+            if ((st = mm_pipelines(d, m, op, dt, ok, err)))
+                return st;
+            continue;
+        case VK_K_WKV5: spec[0] = (uint32_t)op->head_size; break;
+        case VK_K_WKV7:
+            spec[0] = (uint32_t)op->head_size;
+            spec[1] = wkv7_block(d, spec[0]);
             break;
-        case VK_K_WKV5:
-        case VK_K_WKV7: spec[0] = (uint32_t)op->head_size; break;
         default: break;
         }
         if ((st = vk_pipeline_get(d, ok->kernel, dt, spec, &ok->pipeline, err)))
@@ -311,7 +538,9 @@ static rwkv_status vk_model_init(struct rwkv_model *m, struct rwkv_error *err)
         if (role[i] != ROLE_NONE)
             st = plan_weight(d, vm, &m->weights[i], i, role[i], err);
     if (!st)
-        st = vk_pool_commit(d, &vm->pool, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, 0, err);
+        st = plan_groups(m, vm, err);
+    if (!st)
+        st = vk_pool_commit(d, &vm->pool, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, VK_MEM_DEVICE, err);
     if (!st)
         st = upload(d, m, vm, err);
     if (!st)
@@ -441,8 +670,15 @@ static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct v
         if (st)
             return st;
     }
+    /* the chunk table: written by the host straight into device memory where it can (no copy, no
+     * barrier per chunk), else copied there */
     vs->chunk_words = chunk_words(s);
-    rwkv_status st = vk_pool_reserve(&vs->act, vs->chunk_words * 4, &vs->chunk, "chunk table", err);
+    int direct = !d->table_copy && vk_has_mapped_device(d, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT);
+    vk_pool_init(&vs->table, vs->chunk_words * 4 + 16, d->lim.align);
+    rwkv_status st = vk_pool_reserve(direct ? &vs->table : &vs->act, vs->chunk_words * 4, &vs->chunk, "chunk table",
+                                     err);
+    if (!st && direct)
+        st = vk_pool_commit(d, &vs->table, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, VK_MEM_MAPPED_DEVICE, err);
     for (int i = 0; i < vs->n_regions && !st; i++) {
         snprintf(what, sizeof what, "state of %d slots", s->num_batch);
         st = vk_pool_reserve(&vs->act, (VkDeviceSize)s->num_batch * vs->regions[i].floats * sizeof(float),
@@ -450,7 +686,7 @@ static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct v
     }
     if (!st)
         st = vk_pool_commit(d, &vs->act, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                            VK_BUFFER_USAGE_TRANSFER_DST_BIT, 0, err);
+                            VK_BUFFER_USAGE_TRANSFER_DST_BIT, VK_MEM_DEVICE, err);
     if (st)
         return st;
     size_t sf = p->state_floats * sizeof(float);
@@ -471,6 +707,25 @@ static VkDescriptorBufferInfo buf_info(const struct vk_state *vs, int buf, const
     return vk_span_info(&vs->act, vs->bufs[buf]);
 }
 
+/* normmix.comp's bindings: xx, x, sx, the six outputs, params, the shift state, the chunk table. */
+static int mix_bindings(const struct rwkv_model *m, const struct vk_state *vs, int o, VkDescriptorBufferInfo *info)
+{
+    const struct rwkv_program *p = &m->program;
+    const struct vk_model *vm = (const struct vk_model *)m->backend;
+    const struct vk_op_kernel *ok = &vm->ok[o];
+    const struct vk_dev *d = m->device->priv;
+    int n = 0, s = ok->shift_op;
+    info[n++] = buf_info(vs, p->ops[o].out.buf, d);
+    info[n++] = buf_info(vs, p->ops[o].in[0].buf, d);
+    info[n++] = buf_info(vs, s >= 0 ? p->ops[s].out.buf : -1, d);
+    for (int j = 0; j < VK_MIX_MAX; j++)
+        info[n++] = buf_info(vs, ok->lerp_op[j] >= 0 ? p->ops[ok->lerp_op[j]].out.buf : -1, d);
+    info[n++] = vk_span_info(&vm->pool, ok->params);
+    info[n++] = s >= 0 ? vk_span_info(&vs->act, vs->regions[vs->op_region[s]].span) : buf_info(vs, -1, d);
+    info[n++] = vk_span_info(vk_table_pool(vs), vs->chunk);
+    return n;
+}
+
 static int op_bindings(const struct rwkv_model *m, const struct vk_state *vs, int o, int part,
                        VkDescriptorBufferInfo *info)
 {
@@ -478,6 +733,8 @@ static int op_bindings(const struct rwkv_model *m, const struct vk_state *vs, in
     const struct vk_model *vm = (const struct vk_model *)m->backend;
     const struct vk_dev *d = m->device->priv;
     const struct vk_kernel_desc *k = &vk_kernels[vm->ok[o].kernel];
+    if (vm->ok[o].kernel == VK_K_NORMMIX)
+        return mix_bindings(m, vs, o, info);
     int n = 0;
     info[n++] = buf_info(vs, op->out.buf, d);
     for (int i = 0; i < k->n_in; i++)
@@ -493,7 +750,14 @@ static int op_bindings(const struct rwkv_model *m, const struct vk_state *vs, in
     if (k->state)
         info[n++] = vk_span_info(&vs->act, vs->regions[vs->op_region[o]].span);
     if (k->chunk)
-        info[n++] = vk_span_info(&vs->act, vs->chunk);
+        info[n++] = vk_span_info(vk_table_pool(vs), vs->chunk);
+    if (k->extra) { /* MATMUL: the absorbed LERP's in0, in1 and out */
+        int l = vm->ok[o].lerp_op[0];
+        const struct rwkv_op *lp = l >= 0 ? &m->program.ops[l] : NULL;
+        info[n++] = buf_info(vs, lp ? lp->in[0].buf : -1, d);
+        info[n++] = buf_info(vs, lp ? lp->in[1].buf : -1, d);
+        info[n++] = buf_info(vs, lp ? lp->out.buf : -1, d);
+    }
     return n;
 }
 
@@ -548,10 +812,12 @@ static void vk_state_free(struct rwkv_state *s)
     if (!vs)
         return;
     struct vk_dev *d = dev_of(s->model);
+    vk_exec_free(s);
     vk_cmd_free(d, &vs->cmd);
     if (vs->desc_pool)
         vkDestroyDescriptorPool(d->device, vs->desc_pool, NULL);
     vk_pool_free(d, &vs->act);
+    vk_pool_free(d, &vs->table);
     vk_pool_free(d, &vs->up);
     vk_pool_free(d, &vs->down);
     free(vs->regions);
@@ -618,6 +884,8 @@ static rwkv_status vk_state_init(struct rwkv_state *s, struct rwkv_error *err)
         st = build_sets(s, d, vs, err);
     if (!st)
         st = vk_cmd_init(d, &vs->cmd, err);
+    if (!st)
+        st = vk_exec_init(s, err);
     if (!st) {
         rwkv_state_initial(s->model, vk_span_host(&vs->up, (struct vk_span){0, 0, 0}));
         st = transfer(s, FROM_HOST, 0, s->num_batch, 0, err); /* every slot from one copy */
@@ -648,8 +916,12 @@ static rwkv_status vk_state_copy(struct rwkv_state *s, int src, int dst, struct 
     return src == dst ? RWKV_OK : transfer(s, SLOT_TO_SLOT, dst, 1, src, err);
 }
 
-/* Device-local buffer to buffer: 8 copies per submission (so that submission costs vanish), best of 3.
- * Buffers larger than a block are capped at the block size. */
+/* Device-local buffer to buffer through copy.comp (16-byte loads and stores, as the kernels stream
+ * weights; vkCmdCopyBuffer takes the copy engine, slower on some GPUs), timed by GPU timestamps around
+ * each copy (else by the host clock around a submission of them); the best copy of rounds repeated
+ * until the best stops improving for half a second (at most 3 s): a GPU left idle during a long model
+ * upload can take that long to raise its clocks (an H200 measured 1.7 instead of 4.3 TB/s right after
+ * a 14 GB upload, in some processes). Buffers larger than a block are capped at the block size. */
 static rwkv_status vk_copy_bandwidth(struct rwkv_device *dev, size_t bytes, double *gbps, struct rwkv_error *err)
 {
     struct vk_dev *d = dev->priv;
@@ -658,33 +930,85 @@ static rwkv_status vk_copy_bandwidth(struct rwkv_device *dev, size_t bytes, doub
     struct vk_pool pool;
     struct vk_span a, b;
     struct vk_cmd cmd = {0};
+    struct vk_timer timer = {0};
+    VkDescriptorPool dpool = VK_NULL_HANDLE;
+    VkDescriptorSet sets[2];
+    VkPipeline pipe = VK_NULL_HANDLE;
     vk_pool_init(&pool, n, d->lim.align);
     rwkv_status st = vk_pool_reserve(&pool, n, &a, "copy source", err);
     if (!st)
         st = vk_pool_reserve(&pool, n, &b, "copy destination", err);
     if (!st)
-        st = vk_pool_commit(d, &pool, VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, 0, err);
+        st = vk_pool_commit(d, &pool, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, VK_MEM_DEVICE, err);
+    uint32_t spec[VK_SPEC] = {VK_WG_COPY};
+    if (!st)
+        st = vk_pipeline_get(d, VK_K_COPY, RWKV_DTYPE_F32, spec, &pipe, err);
+    if (!st) { /* two sets: a to b and b to a */
+        VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 4};
+        VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = 2,
+                                         .poolSizeCount = 1, .pPoolSizes = &ps};
+        VkDescriptorSetLayout layouts[2] = {vk_set_layout(d, VK_K_COPY), vk_set_layout(d, VK_K_COPY)};
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorSetCount = 2, .pSetLayouts = layouts};
+        VkResult r = vkCreateDescriptorPool(d->device, &pi, NULL, &dpool);
+        if (r == VK_SUCCESS) {
+            ai.descriptorPool = dpool;
+            r = vkAllocateDescriptorSets(d->device, &ai, sets);
+        }
+        if (r != VK_SUCCESS)
+            st = vk_fail(d, r, err, "copy descriptor sets");
+    }
+    for (int i = 0; i < 2 && !st; i++) {
+        VkDescriptorBufferInfo info[2] = {vk_span_info(&pool, i ? a : b), vk_span_info(&pool, i ? b : a)};
+        VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = sets[i],
+                                  .descriptorCount = 2, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                  .pBufferInfo = info};
+        vkUpdateDescriptorSets(d->device, 1, &w, 0, NULL);
+    }
+    enum { COPIES = 8 };
     if (!st)
         st = vk_cmd_init(d, &cmd, err);
-    double best = 0;
-    enum { COPIES = 8 };
-    for (int rep = 0; rep < 4 && !st; rep++) { /* the first round warms up */
-        st = vk_cmd_begin(d, &cmd, err);
-        if (st)
+    if (!st)
+        st = vk_timer_init(d, &timer, COPIES + 1, err);
+    struct vk_push pc = {.width = (uint32_t)(n / 16)};
+    uint32_t groups = (uint32_t)((pc.width + VK_WG_COPY - 1) / VK_WG_COPY);
+    groups = groups > d->lim.max_groups[0] ? d->lim.max_groups[0] : groups;
+    double best = 0, ns[COPIES + 1];
+    VkPipelineLayout layout = vk_pipeline_layout(d, VK_K_COPY);
+    double start = rwkv_time_seconds(), improved = start;
+    for (int rep = 0; !st && (rep < 4 || rwkv_time_seconds() - improved < 0.5) && rwkv_time_seconds() - start < 3.0;
+         rep++) {
+        double before = best;
+        if ((st = vk_cmd_begin(d, &cmd, err)))
             break;
+        vk_timer_reset(cmd.cb, &timer);
+        vkCmdBindPipeline(cmd.cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+        vkCmdPushConstants(cmd.cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
+        vk_barrier_all(cmd.cb);
+        vk_timer_mark(cmd.cb, &timer);
         for (int i = 0; i < COPIES; i++) {
-            const struct vk_span *src = i & 1 ? &b : &a, *dst = i & 1 ? &a : &b;
-            VkBufferCopy region = {src->offset, dst->offset, n};
-            vkCmdCopyBuffer(cmd.cb, pool.blocks[src->block].buffer, pool.blocks[dst->block].buffer, 1, &region);
+            vkCmdBindDescriptorSets(cmd.cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &sets[i & 1], 0, NULL);
+            vkCmdDispatch(cmd.cb, groups, 1, 1);
             vk_barrier_all(cmd.cb);
+            vk_timer_mark(cmd.cb, &timer);
         }
         double t0 = rwkv_time_seconds();
         st = vk_cmd_submit(d, &cmd, err);
         double t = rwkv_time_seconds() - t0;
-        if (!st && rep > 0 && t > 0 && 2.0 * (double)n * COPIES / t > best)
-            best = 2.0 * (double)n * COPIES / t;
+        if (!st && timer.pool)
+            st = vk_timer_read(d, &timer, ns, err);
+        for (int i = 0; !st && rep > 0 && i < COPIES; i++) { /* each copy alone, or the submission */
+            double s = timer.pool ? (ns[i + 1] - ns[i]) * 1e-9 : t / COPIES;
+            if (s > 0 && 2.0 * (double)n / s > best)
+                best = 2.0 * (double)n / s;
+        }
+        if (best > 1.02 * before)
+            improved = rwkv_time_seconds();
     }
+    vk_timer_free(d, &timer);
     vk_cmd_free(d, &cmd);
+    if (dpool)
+        vkDestroyDescriptorPool(d->device, dpool, NULL);
     vk_pool_free(d, &pool);
     *gbps = best / 1e9;
     return st;

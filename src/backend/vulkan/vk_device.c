@@ -7,7 +7,14 @@
  *
  * Environment knobs: RWKV_VK_NO_SUBGROUP=1 makes reductions use shared memory only (the path for
  * devices without subgroup arithmetic); RWKV_VK_SPLIT_BYTES=N splits weights and per-output tiles at N
- * bytes instead of maxStorageBufferRange (tests use it to exercise splitting on small models). */
+ * bytes instead of maxStorageBufferRange (tests use it to exercise splitting on small models);
+ * RWKV_VK_COOPMAT=0|1|fp16|fallback picks how prefill matmuls use tensor cores (enum vk_coopmat; default 1
+ * where VK_NV_cooperative_matrix offers 16x16x16 F16 products with F32 sums); RWKV_VK_PROFILE=1|2
+ * times every dispatch (or whole runs) and prints a summary when a state is freed; RWKV_VK_CM_TILE=32|64|128
+ * forces one tensor-core tile size (tuning); RWKV_VK_TABLE_COPY=1 copies chunk tables to the device
+ * even where the host could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for
+ * up to N microseconds before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before every dispatch (to measure
+ * what overlapping them gains). */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <stdio.h>
@@ -17,6 +24,7 @@
 #include "backend/vulkan/vk_device.h"
 #include "backend/vulkan/vk_internal.h"
 #include "core/error.h"
+#include "core/platform.h"
 
 /* ---- results ---- */
 
@@ -91,7 +99,7 @@ static VkExtensionProperties *device_exts(VkPhysicalDevice p, uint32_t *n)
     return e;
 }
 
-static int compute_family(VkPhysicalDevice p, uint32_t *family)
+static int compute_family(VkPhysicalDevice p, uint32_t *family, uint32_t *ts_bits)
 {
     uint32_t n = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(p, &n, NULL);
@@ -102,12 +110,41 @@ static int compute_family(VkPhysicalDevice p, uint32_t *family)
     for (uint32_t i = 0; i < n; i++)
         if ((q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && q[i].queueCount > 0) {
             *family = i;
+            *ts_bits = q[i].timestampValidBits;
             return 1;
         }
     return 0;
 }
 
-static void probe(VkPhysicalDevice p, struct vk_phys_info *out)
+/* Whether VK_NV_cooperative_matrix offers what gemm_cm.comp uses: 16x16x16, F16 A and B, F32 C and D,
+ * on subgroups (of 32: the shader's workgroups are whole warps). */
+static int coopmat_f16_ok(VkInstance inst, VkPhysicalDevice p, uint32_t subgroup_size)
+{
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &cf};
+    vkGetPhysicalDeviceFeatures2(p, &f2);
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
+            inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    uint32_t n = 0;
+    if (!cf.cooperativeMatrix || subgroup_size != 32 || !get || get(p, &n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    VkCooperativeMatrixPropertiesNV *cp = calloc(n, sizeof *cp);
+    int ok = 0;
+    for (uint32_t i = 0; cp && i < n; i++)
+        cp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    if (cp && get(p, &n, cp) >= 0)
+        for (uint32_t i = 0; i < n; i++)
+            ok |= cp[i].MSize == 16 && cp[i].NSize == 16 && cp[i].KSize == 16 &&
+                  cp[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && cp[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                  cp[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && cp[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                  cp[i].scope == VK_SCOPE_SUBGROUP_NV;
+    free(cp);
+    return ok;
+}
+
+static void probe(VkInstance inst, VkPhysicalDevice p, struct vk_phys_info *out)
 {
     memset(out, 0, sizeof *out);
     out->phys = p;
@@ -117,7 +154,7 @@ static void probe(VkPhysicalDevice p, struct vk_phys_info *out)
     for (uint32_t i = 0; i < mem.memoryHeapCount; i++)
         if ((mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mem.memoryHeaps[i].size > out->local_mem)
             out->local_mem = mem.memoryHeaps[i].size;
-    if (out->props.apiVersion < VK_API_VERSION_1_2 || !compute_family(p, &out->queue_family))
+    if (out->props.apiVersion < VK_API_VERSION_1_2 || !compute_family(p, &out->queue_family, &out->feat.ts_bits))
         return; /* the shaders are SPIR-V 1.5 (Vulkan 1.2) */
     out->usable = 1;
 
@@ -144,6 +181,7 @@ static void probe(VkPhysicalDevice p, struct vk_phys_info *out)
     f->int_dot = out->props.apiVersion >= VK_API_VERSION_1_3 || has_ext(e, n_ext, "VK_KHR_shader_integer_dot_product");
     f->coopmat_nv = has_ext(e, n_ext, "VK_NV_cooperative_matrix");
     f->coopmat_khr = has_ext(e, n_ext, "VK_KHR_cooperative_matrix");
+    f->coopmat_f16 = f->coopmat_nv && f->fp16 && coopmat_f16_ok(inst, p, f->subgroup_size);
     free(e);
 }
 
@@ -188,7 +226,8 @@ static void features_string(const struct vk_features *f, char *buf, size_t n)
 {
     snprintf(buf, n, "subgroup %u%s%s%s%s%s%s", f->subgroup_size, f->subgroup_arith ? " (arithmetic)" : "",
              f->fp16 ? ", fp16" : "", f->storage16 ? ", 16-bit storage" : "", f->int_dot ? ", int dot" : "",
-             f->coopmat_nv ? ", coopmat-nv" : "", f->coopmat_khr ? ", coopmat-khr" : "");
+             f->coopmat_nv ? (f->coopmat_f16 ? ", coopmat-nv (f16 16x16x16)" : ", coopmat-nv") : "",
+             f->coopmat_khr ? ", coopmat-khr" : "");
 }
 
 static void api_string(uint32_t v, char *buf, size_t n)
@@ -248,7 +287,7 @@ static rwkv_status enumerate(VkInstance inst, struct vk_phys_info **infos, uint3
         return vk_fail(NULL, r, err, "vkEnumeratePhysicalDevices");
     }
     for (uint32_t i = 0; i < count; i++)
-        probe(phys[i], &in[i]);
+        probe(inst, phys[i], &in[i]);
     free(phys);
     *infos = in;
     *n = count;
@@ -363,6 +402,16 @@ static int env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+static int coopmat_mode(const struct vk_features *f)
+{
+    const char *v = getenv("RWKV_VK_COOPMAT");
+    if (!f->coopmat_f16 || (v && strcmp(v, "0") == 0))
+        return VK_COOPMAT_OFF;
+    if (v && strcmp(v, "fallback") == 0)
+        return VK_COOPMAT_FALLBACK;
+    return v && strcmp(v, "fp16") == 0 ? VK_COOPMAT_FP16 : VK_COOPMAT_SPLIT;
+}
+
 static void set_limits(struct vk_dev *d, VkDeviceSize max_alloc)
 {
     const VkPhysicalDeviceLimits *l = &d->props.limits;
@@ -397,12 +446,23 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
                                  .queueFamilyIndex = d->queue_family, .queueCount = 1, .pQueuePriorities = &prio};
     uint32_t n_ext;
     VkExtensionProperties *e = device_exts(d->phys, &n_ext);
+    const char *names[2];
+    uint32_t n_names = 0;
     /* drivers that are not fully conformant (MoltenVK) require this extension to be enabled */
-    const char *names[1] = {"VK_KHR_portability_subset"};
-    int portability = has_ext(e, n_ext, names[0]);
+    if (has_ext(e, n_ext, "VK_KHR_portability_subset"))
+        names[n_names++] = "VK_KHR_portability_subset";
     free(e);
-    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
-                             .pQueueCreateInfos = &q, .enabledExtensionCount = portability ? 1 : 0,
+    /* the tensor-core kernel: the extension, its feature and F16 arithmetic (in shared memory only) */
+    int cm = d->feat.coopmat != VK_COOPMAT_OFF;
+    if (cm)
+        names[n_names++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = &cf, .shaderFloat16 = VK_TRUE};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
+    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = cm ? &f2 : NULL,
+                             .queueCreateInfoCount = 1, .pQueueCreateInfos = &q, .enabledExtensionCount = n_names,
                              .ppEnabledExtensionNames = names};
     VkResult r = vkCreateDevice(d->phys, &ci, NULL, &d->device);
     if (r != VK_SUCCESS)
@@ -419,7 +479,7 @@ static rwkv_status dummy_buffer(struct vk_dev *d, struct rwkv_error *err)
     struct vk_span s;
     rwkv_status st = vk_pool_reserve(&p, 256, &s, "dummy", err);
     if (!st)
-        st = vk_pool_commit(d, &p, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, 0, err);
+        st = vk_pool_commit(d, &p, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, VK_MEM_DEVICE, err);
     if (st) {
         vk_pool_free(d, &p);
         return st;
@@ -452,19 +512,28 @@ static void describe(struct rwkv_device *dev, const struct vk_dev *d)
 {
     char api[16];
     api_string(d->props.apiVersion, api, sizeof api);
-    char red[48];
-    snprintf(red, sizeof red, d->feat.use_subgroup ? "subgroup %u" : "no subgroup ops", d->feat.subgroup_size);
+    char red[64];
+    static const char *const cm[4] = {"", ", coopmat split", ", coopmat fp16", ", coopmat fallback"};
+    if (d->feat.use_subgroup)
+        snprintf(red, sizeof red, "subgroup %u%s", d->feat.subgroup_size, cm[d->feat.coopmat]);
+    else
+        snprintf(red, sizeof red, "no subgroup ops%s", cm[d->feat.coopmat]);
     snprintf(dev->description, sizeof dev->description, "vulkan: %s (%s %s, Vulkan %s, %s)", d->props.deviceName,
              vendor_name(d->props.vendorID), type_name(d->props.deviceType), api, red);
     if (!dev->options.verbose)
         return;
     const struct vk_features *f = &d->feat;
-    fprintf(stderr, "rwkv: vulkan features: subgroup %u with %s reductions; fp16 %s, 16-bit storage %s, integer "
-            "dot %s, cooperative matrix %s (those four not used yet); storage buffer range %llu MiB, split at %llu MiB\n",
-            f->subgroup_size, f->use_subgroup ? "subgroup" : "shared-memory", f->fp16 ? "yes" : "no",
-            f->storage16 ? "yes" : "no", f->int_dot ? "yes" : "no",
-            f->coopmat_nv ? (f->coopmat_khr ? "nv+khr" : "nv") : (f->coopmat_khr ? "khr" : "no"),
-            (unsigned long long)(d->lim.max_range >> 20), (unsigned long long)(d->lim.split_bytes >> 20));
+    static const char *const cm_use[4] = {"not used", "used for prefill, F16 x (hi + lo) F16 split",
+                                          "used for prefill, F16 activations", "fp32 fallback forced (test)"};
+    fprintf(stderr, "rwkv: vulkan features: subgroup %u with %s reductions, %s generation matmuls; fp16 %s, "
+            "16-bit storage %s, integer dot %s (not used); cooperative matrix %s%s: %s; timestamps %s; storage "
+            "buffer range %llu MiB, split at %llu MiB\n",
+            f->subgroup_size, f->use_subgroup ? "subgroup" : "shared-memory",
+            f->use_subgroup ? "16-byte-load" : "basic", f->fp16 ? "yes" : "no", f->storage16 ? "yes" : "no",
+            f->int_dot ? "yes" : "no", f->coopmat_nv ? (f->coopmat_khr ? "nv+khr" : "nv") : (f->coopmat_khr ? "khr" : "no"),
+            f->coopmat_f16 ? " (F16 16x16x16, F32 sums)" : "", cm_use[f->coopmat],
+            f->ts_bits ? "yes" : "no", (unsigned long long)(d->lim.max_range >> 20),
+            (unsigned long long)(d->lim.split_bytes >> 20));
 }
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
@@ -493,6 +562,15 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->props = in[pick].props;
     d->feat = in[pick].feat;
     d->feat.use_subgroup = d->feat.subgroup_arith && !env_flag("RWKV_VK_NO_SUBGROUP");
+    d->feat.coopmat = coopmat_mode(&d->feat);
+    const char *prof = getenv("RWKV_VK_PROFILE");
+    d->profile = prof && *prof ? atoi(prof) : 0;
+    d->table_copy = env_flag("RWKV_VK_TABLE_COPY");
+    d->serial = env_flag("RWKV_VK_SERIAL");
+    const char *spin = getenv("RWKV_VK_SPIN_US");
+    d->spin_us = spin && *spin ? atoi(spin) : VK_SPIN_US;
+    const char *tile = getenv("RWKV_VK_CM_TILE");
+    d->cm_tile = tile && *tile ? atoi(tile) : 0;
     d->queue_family = in[pick].queue_family;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
     set_limits(d, in[pick].max_alloc);
@@ -554,7 +632,7 @@ rwkv_status vk_cmd_begin(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *
     if (d->lost)
         return rwkv_fail(err, RWKV_ERR_DEVICE, "vulkan: the device was lost earlier");
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+                                   .flags = c->reusable ? 0 : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     VkResult r = vkBeginCommandBuffer(c->cb, &bi);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, err, "vkBeginCommandBuffer");
@@ -562,20 +640,45 @@ rwkv_status vk_cmd_begin(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *
     return RWKV_OK;
 }
 
-rwkv_status vk_cmd_submit(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+rwkv_status vk_cmd_end(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
 {
     vk_barrier_all(c->cb);
     VkResult r = vkEndCommandBuffer(c->cb);
-    if (r != VK_SUCCESS)
-        return vk_fail(d, r, err, "vkEndCommandBuffer");
+    return r == VK_SUCCESS ? RWKV_OK : vk_fail(d, r, err, "vkEndCommandBuffer");
+}
+
+rwkv_status vk_cmd_submit(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
+    rwkv_status st = vk_cmd_end(d, c, err);
+    return st ? st : vk_cmd_exec(d, c, err);
+}
+
+rwkv_status vk_cmd_exec(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
+    rwkv_status st = vk_cmd_start(d, c, err);
+    return st ? st : vk_cmd_wait(d, c, err);
+}
+
+rwkv_status vk_cmd_start(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
     if (d->lost)
         return rwkv_fail(err, RWKV_ERR_DEVICE, "vulkan: the device was lost earlier");
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cb};
     pthread_mutex_lock(&d->lock);
-    r = vkQueueSubmit(d->queue, 1, &si, c->fence);
+    VkResult r = vkQueueSubmit(d->queue, 1, &si, c->fence);
     pthread_mutex_unlock(&d->lock);
-    if (r != VK_SUCCESS)
-        return vk_fail(d, r, err, "vkQueueSubmit");
+    return r == VK_SUCCESS ? RWKV_OK : vk_fail(d, r, err, "vkQueueSubmit");
+}
+
+rwkv_status vk_cmd_wait(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err)
+{
+    VkResult r;
+    /* polled first (a blocking wait can return tens of microseconds after the GPU is done, much of a
+     * generation step), for at most spin_us; then blocking */
+    double t0 = d->spin_us > 0 ? rwkv_time_seconds() : 0;
+    while (d->spin_us > 0 && (r = vkGetFenceStatus(d->device, c->fence)) == VK_NOT_READY &&
+           rwkv_time_seconds() - t0 < 1e-6 * d->spin_us)
+        ;
     if ((r = vkWaitForFences(d->device, 1, &c->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
         return vk_fail(d, r, err, "vkWaitForFences");
     if ((r = vkResetFences(d->device, 1, &c->fence)) != VK_SUCCESS)
@@ -590,4 +693,60 @@ void vk_barrier_all(VkCommandBuffer cb)
                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
     vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
                          VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &b, 0, NULL, 0, NULL);
+}
+
+/* ---- timestamps ---- */
+
+rwkv_status vk_timer_init(struct vk_dev *d, struct vk_timer *t, uint32_t cap, struct rwkv_error *err)
+{
+    memset(t, 0, sizeof *t);
+    if (!d->feat.ts_bits || d->props.limits.timestampPeriod <= 0)
+        return RWKV_OK;
+    VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = cap};
+    VkResult r = vkCreateQueryPool(d->device, &qi, NULL, &t->pool);
+    if (r != VK_SUCCESS) {
+        t->pool = VK_NULL_HANDLE;
+        return vk_fail(d, r, err, "vkCreateQueryPool");
+    }
+    t->cap = cap;
+    return RWKV_OK;
+}
+
+void vk_timer_free(struct vk_dev *d, struct vk_timer *t)
+{
+    if (t->pool)
+        vkDestroyQueryPool(d->device, t->pool, NULL);
+    memset(t, 0, sizeof *t);
+}
+
+void vk_timer_reset(VkCommandBuffer cb, struct vk_timer *t)
+{
+    t->n = 0;
+    if (t->pool)
+        vkCmdResetQueryPool(cb, t->pool, 0, t->cap);
+}
+
+int vk_timer_mark(VkCommandBuffer cb, struct vk_timer *t)
+{
+    if (!t->pool || t->n == t->cap)
+        return -1;
+    vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, t->pool, t->n);
+    return (int)t->n++;
+}
+
+rwkv_status vk_timer_read(struct vk_dev *d, struct vk_timer *t, double *ns, struct rwkv_error *err)
+{
+    if (!t->pool || t->n == 0)
+        return RWKV_OK;
+    uint64_t *v = malloc(t->n * sizeof *v);
+    if (!v)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    VkResult r = vkGetQueryPoolResults(d->device, t->pool, 0, t->n, t->n * sizeof *v, v, sizeof *v,
+                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    uint64_t mask = d->feat.ts_bits >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << d->feat.ts_bits) - 1);
+    for (uint32_t i = 0; r == VK_SUCCESS && i < t->n; i++)
+        ns[i] = (double)((v[i] - v[0]) & mask) * d->props.limits.timestampPeriod;
+    free(v);
+    return r == VK_SUCCESS ? RWKV_OK : vk_fail(d, r, err, "vkGetQueryPoolResults");
 }

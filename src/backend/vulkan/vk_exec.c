@@ -1,11 +1,21 @@
 /* Running one chunk: the chunk table goes up, the program's ops are recorded as dispatches (one per
  * weight part) with barriers only where an op touches a buffer an earlier unsynchronised op wrote (or
  * writes one it read), the per-output ops run per tile of logits rows, and only the requested rows
- * come back. One submission per chunk; the descriptor sets were written at state creation. */
+ * come back. One submission per chunk; the descriptor sets were written at state creation.
+ *
+ * Recordings are kept per chunk shape (tokens, segments, logits rows) and replayed: what else differs
+ * between chunks (tokens, slots, rows) is in the chunk table, a buffer. A generation step then costs
+ * the host one table write, one submission and the wait.
+ *
+ * Matrix ops pick their kernel by the chunk's token count: GEMV for few tokens (weight streaming),
+ * tensor-core or fp32 tiles for many, the basic kernel where an op's shape fits neither. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/vulkan/vk_internal.h"
 #include "core/error.h"
+#include "core/platform.h"
 
 #define STATE_BIT ((uint64_t)1 << 32)
 
@@ -41,6 +51,8 @@ struct recorder {
     VkPipeline bound;
     int last_op;
     uint64_t read, written; /* buffers touched since the last barrier */
+    struct vk_prof *prof;   /* per-dispatch timestamps (RWKV_VK_PROFILE=1), else NULL */
+    int barriers, dispatches;
 };
 
 static uint64_t buf_bit(int buf)
@@ -70,6 +82,20 @@ static void compute_barrier(VkCommandBuffer cb)
                          NULL, 0, NULL);
 }
 
+/* What the dispatches of op `o` read and write: those of every op it performs (NORMMIX and a MATMUL
+ * with its LERP perform several). */
+static void group_masks(const struct rwkv_model *m, int o, uint64_t *rd, uint64_t *wr)
+{
+    const struct vk_model *vm = (const struct vk_model *)m->backend;
+    *rd = *wr = 0;
+    for (int a = o; a <= vm->ok[o].group_end; a++) {
+        uint64_t ar, aw;
+        op_masks(&m->program.ops[a], &ar, &aw);
+        *rd |= ar;
+        *wr |= aw;
+    }
+}
+
 /* A barrier before op `o` when it depends on (or overwrites) what earlier unsynchronised ops touched. */
 static void hazard(struct recorder *r, int o)
 {
@@ -77,9 +103,10 @@ static void hazard(struct recorder *r, int o)
         return; /* the parts of one op write disjoint columns */
     r->last_op = o;
     uint64_t rd, wr;
-    op_masks(&r->m->program.ops[o], &rd, &wr);
-    if (((rd | wr) & r->written) || (wr & r->read)) {
+    group_masks(r->m, o, &rd, &wr);
+    if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
         compute_barrier(r->cb);
+        r->barriers++;
         r->read = r->written = 0;
     }
     r->read |= rd;
@@ -118,10 +145,22 @@ static void fill_push(const struct recorder *r, int o, int part, uint32_t rows, 
     pc->head_size = (uint32_t)op->head_size;
     pc->n_seg = (uint32_t)r->chunk->n_seg;
     pc->out_base = out_base;
-    int reg = r->vs->op_region[o];
+    const struct vk_op_kernel *ok = &r->vm->ok[o];
+    if (ok->kernel == VK_K_NORMMIX)
+        pc->flags = ok->mix_flags;
+    if (ok->kernel == VK_K_MATMUL && ok->lerp_op[0] >= 0) { /* the absorbed LERP: a, b, out in views 1..3 */
+        const struct rwkv_op *l = &p->ops[ok->lerp_op[0]];
+        const struct rwkv_view v[3] = {l->in[0], l->in[1], l->out};
+        for (int i = 0; i < 3; i++) {
+            pc->in_col[1 + i] = (uint32_t)v[i].col;
+            pc->in_stride[1 + i] = (uint32_t)p->buffers[v[i].buf].width;
+        }
+        pc->flags |= VK_FLAG_LERP_OUT;
+    }
+    int so = ok->kernel == VK_K_NORMMIX && ok->shift_op >= 0 ? ok->shift_op : o, reg = r->vs->op_region[so];
     if (reg >= 0) {
         pc->state_stride = (uint32_t)r->vs->regions[reg].floats;
-        pc->state_off = (uint32_t)(op->state_off - r->vs->regions[reg].start);
+        pc->state_off = (uint32_t)(p->ops[so].state_off - r->vs->regions[reg].start);
     }
 }
 
@@ -130,7 +169,32 @@ static uint32_t ceil_div(uint32_t a, uint32_t b)
     return (a + b - 1) / b;
 }
 
-static void group_counts(const struct vk_dev *d, int kernel, const struct vk_push *pc, uint32_t g[3])
+/* The MATMUL variant for `rows` tokens (enum vk_mm): one the op has. */
+static int mm_variant(const struct vk_dev *d, const struct vk_op_kernel *ok, uint32_t rows, uint32_t nrows)
+{
+    if (rows == 1 && ok->mm[VK_MM_GEMV1])
+        return VK_MM_GEMV1;
+    if (rows <= VK_GEMV_MAX_T)
+        return ok->mm[VK_MM_GEMV4] ? VK_MM_GEMV4 : VK_MM_BASIC;
+    if (!ok->mm[VK_MM_CM_BIG])
+        return VK_MM_GEMM;
+    for (int v = VK_MM_CM_BIG; v > VK_MM_CM_TINY; v--) {
+        const struct vk_cm_tile *t = &vk_cm_tiles[v - VK_MM_CM_TINY];
+        if (d->cm_tile ? d->cm_tile == (int)t->tm : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) >= VK_CM_MIN_GROUPS)
+            return v;
+    }
+    return VK_MM_CM_TINY;
+}
+
+static int mm_kernel(int variant)
+{
+    static const int k[VK_MM_COUNT] = {VK_K_MATMUL, VK_K_GEMV,    VK_K_GEMV,    VK_K_GEMM,
+                                       VK_K_GEMM_CM, VK_K_GEMM_CM, VK_K_GEMM_CM};
+    return k[variant];
+}
+
+static void group_counts(const struct vk_dev *d, const struct vk_op_kernel *ok, int kernel, int variant,
+                         const struct vk_push *pc, uint32_t g[3])
 {
     g[0] = g[1] = g[2] = 1;
     switch (kernel) {
@@ -140,12 +204,23 @@ static void group_counts(const struct vk_dev *d, int kernel, const struct vk_pus
         g[0] = ceil_div(pc->width, VK_WG_ROWS);
         g[1] = pc->rows;
         break;
-    case VK_K_LAYERNORM: g[0] = pc->rows; break;
+    case VK_K_NORMMIX: g[0] = pc->rows; break;
     case VK_K_MATMUL:
         /* one workgroup per block of rows walks all the chunk's token tiles: its rows come from memory
          * once per chunk and from cache for the later tiles */
         g[0] = ceil_div(pc->nrows, VK_MATMUL_ROWS);
         break;
+    case VK_K_GEMV: g[0] = ceil_div(pc->nrows, ok->gemv_rows); break;
+    case VK_K_GEMM: /* token tiles along x, as the shaders walk them */
+        g[0] = ceil_div(pc->rows, VK_GEMM_TILE);
+        g[1] = ceil_div(pc->nrows, VK_GEMM_TILE);
+        break;
+    case VK_K_GEMM_CM: {
+        const struct vk_cm_tile *t = &vk_cm_tiles[variant - VK_MM_CM_TINY];
+        g[0] = ceil_div(pc->rows, t->tm);
+        g[1] = ceil_div(pc->nrows, t->tn);
+        break;
+    }
     case VK_K_WKV4:
         g[0] = ceil_div(pc->width, VK_WG_ROWS);
         g[1] = pc->n_seg;
@@ -158,22 +233,47 @@ static void group_counts(const struct vk_dev *d, int kernel, const struct vk_pus
     }
 }
 
+/* Profiling: a timestamp after the dispatch, labelled by kernel and shape. */
+static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_push *pc)
+{
+    int i = vk_timer_mark(r->cb, &r->prof->timer);
+    if (i < 0)
+        return;
+    const struct rwkv_op *op = &r->m->program.ops[o];
+    if (op->kind == RWKV_OP_MATMUL)
+        snprintf(r->prof->names[i], sizeof r->prof->names[i], "%-12s %ux%u", vk_kernel_name(kernel),
+                 (unsigned)op->out.width, pc->k);
+    else
+        snprintf(r->prof->names[i], sizeof r->prof->names[i], "%-12s %s", vk_kernel_name(kernel),
+                 rwkv_op_name(op->kind));
+}
+
 static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t rows, uint32_t out_base)
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
     hazard(r, dp->op);
     struct vk_push pc;
     fill_push(r, dp->op, dp->part, rows, out_base, &pc);
+    int kernel = ok->kernel, variant = 0;
+    VkPipeline pipe = ok->pipeline;
+    if (kernel == VK_K_MATMUL) {
+        variant = mm_variant(r->d, ok, rows, pc.nrows);
+        kernel = mm_kernel(variant);
+        pipe = ok->mm[variant];
+    }
     uint32_t g[3];
-    group_counts(r->d, ok->kernel, &pc, g);
+    group_counts(r->d, ok, kernel, variant, &pc, g);
     VkPipelineLayout layout = vk_pipeline_layout(r->d, ok->kernel);
-    if (ok->pipeline != r->bound) {
-        vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->pipeline);
-        r->bound = ok->pipeline;
+    if (pipe != r->bound) {
+        vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+        r->bound = pipe;
     }
     vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &dp->set, 0, NULL);
     vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
     vkCmdDispatch(r->cb, g[0], g[1], g[2]);
+    r->dispatches++;
+    if (r->prof)
+        prof_mark(r, kernel, dp->op, &pc);
 }
 
 /* Everything between the tiles and the copies back is ordered by full barriers (few per chunk). */
@@ -196,30 +296,283 @@ static void record_outputs(struct recorder *r, int first_disp)
     }
 }
 
-rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows, struct rwkv_error *err)
+/* The profile's totals for chunks of T tokens (NULL beyond VK_PROF_CHUNKS sizes). */
+static struct vk_prof_chunk *prof_chunk(struct vk_prof *p, int T)
+{
+    for (int i = 0; i < p->n_chunks; i++)
+        if (p->chunks[i].T == T)
+            return &p->chunks[i];
+    if (p->n_chunks == VK_PROF_CHUNKS)
+        return NULL;
+    struct vk_prof_chunk *c = &p->chunks[p->n_chunks++];
+    memset(c, 0, sizeof *c);
+    c->T = T;
+    return c;
+}
+
+/* Records the whole chunk into `c`. */
+static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *chunk, size_t words, struct vk_cmd *c,
+                                struct rwkv_error *err)
 {
     const struct rwkv_model *m = s->model;
     struct vk_state *vs = s->priv;
     struct vk_dev *d = m->device->priv;
-    size_t words = write_chunk_table(vk_span_host(&vs->up, (struct vk_span){0, 0, 0}), chunk);
-    rwkv_status st = vk_cmd_begin(d, &vs->cmd, err);
+    rwkv_status st = vk_cmd_begin(d, c, err);
     if (st)
         return st;
-    struct recorder r = {m, (const struct vk_model *)m->backend, vs, d, chunk, vs->cmd.cb, VK_NULL_HANDLE, -1, 0, 0};
-    VkBufferCopy c = {0, vs->chunk.offset, words * 4};
-    vkCmdCopyBuffer(vs->cmd.cb, vs->up.blocks[0].buffer, vs->act.blocks[vs->chunk.block].buffer, 1, &c);
-    vk_barrier_all(vs->cmd.cb);
+    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
+                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL};
+    if (vs->prof)
+        vk_timer_reset(c->cb, &vs->prof->timer);
+    if (!vs->table.n_blocks) { /* the table goes up by a copy */
+        VkBufferCopy cp = {0, vs->chunk.offset, words * 4};
+        vkCmdCopyBuffer(c->cb, vs->up.blocks[0].buffer, vs->act.blocks[vs->chunk.block].buffer, 1, &cp);
+        vk_barrier_all(c->cb);
+    }
+    if (vs->prof)
+        vk_timer_mark(c->cb, &vs->prof->timer);
     int i = 0;
     for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
         record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
     if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
         record_outputs(&r, i);
-    if ((st = vk_cmd_submit(d, &vs->cmd, err)))
+    if (vs->prof && d->profile != 1) {
+        vk_barrier_all(c->cb);
+        vk_timer_mark(c->cb, &vs->prof->timer);
+    }
+    struct vk_prof_chunk *pc = vs->prof ? prof_chunk(vs->prof, chunk->n_tokens) : NULL;
+    if (pc) {
+        pc->barriers = r.barriers;
+        pc->dispatches = r.dispatches;
+    }
+    return vk_cmd_end(d, c, err);
+}
+
+/* A recording of this chunk's shape, or NULL. */
+static struct vk_rec *find_rec(struct vk_state *vs, const struct rwkv_chunk *c)
+{
+    for (int i = 0; i < VK_RECS; i++) {
+        struct vk_rec *r = &vs->recs[i];
+        if (r->valid && r->T == c->n_tokens && r->S == c->n_seg && r->R == c->n_out)
+            return r;
+    }
+    return NULL;
+}
+
+/* The slot to record a new shape into: an unused one, else the least recently used. */
+static struct vk_rec *free_rec(struct vk_state *vs)
+{
+    struct vk_rec *best = &vs->recs[0];
+    for (int i = 0; i < VK_RECS; i++) {
+        struct vk_rec *r = &vs->recs[i];
+        if (!r->valid)
+            return r;
+        if (r->last_use < best->last_use)
+            best = r;
+    }
+    return best;
+}
+
+static void prof_add(struct vk_prof *p, const char *name, int T, double ns)
+{
+    int i = 0;
+    while (i < p->n_e && (p->e[i].T != T || strcmp(p->e[i].name, name) != 0))
+        i++;
+    if (i == p->n_e) {
+        if (p->n_e == p->cap_e) {
+            int nc = p->cap_e ? 2 * p->cap_e : 64;
+            struct vk_prof_entry *ne = realloc(p->e, (size_t)nc * sizeof *ne);
+            if (!ne)
+                return; /* profiling is best effort */
+            p->e = ne;
+            p->cap_e = nc;
+        }
+        memset(&p->e[i], 0, sizeof p->e[i]);
+        snprintf(p->e[i].name, sizeof p->e[i].name, "%s", name);
+        p->e[i].T = T;
+        p->n_e++;
+    }
+    p->e[i].ns += ns;
+    p->e[i].calls++;
+}
+
+/* After a profiled run of T tokens: its times, and GPU time by label (each mark's since the previous). */
+static rwkv_status prof_collect(struct vk_dev *d, struct vk_prof *p, int T, double wall_ns, double wait_ns,
+                                struct rwkv_error *err)
+{
+    rwkv_status st = vk_timer_read(d, &p->timer, p->ns, err);
+    struct vk_prof_chunk *c = prof_chunk(p, T);
+    if (st || p->timer.n < 2 || !c)
         return st;
+    c->runs++;
+    c->wall_ns += wall_ns;
+    c->wait_ns += wait_ns;
+    c->gpu_ns += p->ns[p->timer.n - 1];
+    for (uint32_t i = 1; d->profile == 1 && i < p->timer.n; i++)
+        prof_add(p, p->names[i], T, p->ns[i] - p->ns[i - 1]);
+    return RWKV_OK;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct vk_prof_entry *x = a, *y = b;
+    if (x->T != y->T)
+        return x->T > y->T ? -1 : 1;
+    return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
+}
+
+static void prof_print(const struct rwkv_state *s, struct vk_prof *p)
+{
+    qsort(p->e, (size_t)p->n_e, sizeof *p->e, cmp_entry);
+    for (int k = 0; k < p->n_chunks; k++) {
+        const struct vk_prof_chunk *c = &p->chunks[k];
+        if (c->runs == 0)
+            continue;
+        double runs = (double)c->runs;
+        fprintf(stderr, "rwkv: vulkan profile, chunks of %d tokens (state of %d tokens x %d slots): %ld runs; per run: "
+                "wall %.1f us, GPU %.1f us (first to last timestamp), wall - GPU %.1f us, host work (wall - fence "
+                "wait) %.1f us; %d dispatches, %d barriers\n", c->T, s->token_chunk_size, s->num_batch, c->runs,
+                c->wall_ns / runs / 1e3, c->gpu_ns / runs / 1e3, (c->wall_ns - c->gpu_ns) / runs / 1e3,
+                (c->wall_ns - c->wait_ns) / runs / 1e3, c->dispatches, c->barriers);
+        for (int i = 0; i < p->n_e; i++)
+            if (p->e[i].T == c->T)
+                fprintf(stderr, "rwkv:   %-40s %7.1f calls %9.1f us/run %8.2f us/call %5.1f%%\n", p->e[i].name,
+                        (double)p->e[i].calls / runs, p->e[i].ns / runs / 1e3,
+                        p->e[i].ns / (double)p->e[i].calls / 1e3, 100.0 * p->e[i].ns / c->gpu_ns);
+    }
+}
+
+struct sched_key {
+    int level, pos;
+};
+
+static int cmp_sched(const void *a, const void *b)
+{
+    const struct sched_key *x = a, *y = b;
+    return x->level != y->level ? (x->level > y->level) - (x->level < y->level) : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Orders the per-token dispatches by dependency level (1 + the deepest earlier op that wrote what an op
+ * touches, or touched what it writes), program order within a level: independent ops then share the
+ * stretch between two barriers. The program interleaves them (v7: each LoRA's down projection, then its
+ * up projection), which would cost a barrier per pair. The per-output dispatches keep their order. */
+static rwkv_status schedule(struct rwkv_state *s, struct rwkv_error *err)
+{
+    struct vk_state *vs = s->priv;
+    int n = 0;
+    while (n < vs->n_disp && vs->disp[n].op < vs->first_out_op)
+        n++;
+    int n_ops = s->model->program.n_ops;
+    int *level = calloc((size_t)n_ops + 1, sizeof *level);
+    uint64_t *rd = calloc((size_t)n_ops + 1, sizeof *rd), *wr = calloc((size_t)n_ops + 1, sizeof *wr);
+    struct sched_key *key = calloc((size_t)n + 1, sizeof *key);
+    struct vk_dispatch *copy = calloc((size_t)n + 1, sizeof *copy);
+    rwkv_status st = RWKV_OK;
+    if (!level || !rd || !wr || !key || !copy) {
+        st = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int prev = -1;
+    for (int i = 0; i < n; i++) {
+        int o = vs->disp[i].op;
+        if (o != prev) { /* an op's parts are consecutive */
+            group_masks(s->model, o, &rd[o], &wr[o]);
+            for (int j = 0; j < i; j++) {
+                int e = vs->disp[j].op;
+                if (((wr[e] & (rd[o] | wr[o])) || (rd[e] & wr[o])) && level[e] + 1 > level[o])
+                    level[o] = level[e] + 1;
+            }
+            prev = o;
+        }
+        key[i] = (struct sched_key){level[o], i};
+        copy[i] = vs->disp[i];
+    }
+    qsort(key, (size_t)n, sizeof *key, cmp_sched);
+    for (int i = 0; i < n; i++)
+        vs->disp[i] = copy[key[i].pos];
+done:
+    free(level);
+    free(rd);
+    free(wr);
+    free(key);
+    free(copy);
+    return st;
+}
+
+rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err)
+{
+    struct vk_state *vs = s->priv;
+    struct vk_dev *d = s->model->device->priv;
+    rwkv_status st = schedule(s, err);
+    if (st || !d->profile)
+        return st;
+    struct vk_prof *p = vs->prof = calloc(1, sizeof *p);
+    uint32_t cap = 2 * (uint32_t)vs->n_disp + 16;
+    if (!p || !(p->names = calloc(cap, sizeof *p->names)) || !(p->ns = calloc(cap, sizeof *p->ns)))
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    return vk_timer_init(d, &p->timer, cap, err);
+}
+
+void vk_exec_free(struct rwkv_state *s)
+{
+    struct vk_state *vs = s->priv;
+    struct vk_dev *d = s->model->device->priv;
+    for (int i = 0; i < VK_RECS; i++)
+        vk_cmd_free(d, &vs->recs[i].cmd);
+    struct vk_prof *p = vs->prof;
+    if (p) {
+        prof_print(s, p);
+        vk_timer_free(d, &p->timer);
+        free(p->names);
+        free(p->ns);
+        free(p->e);
+        free(p);
+        vs->prof = NULL;
+    }
+}
+
+rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows, struct rwkv_error *err)
+{
+    const struct rwkv_model *m = s->model;
+    struct vk_state *vs = s->priv;
+    struct vk_dev *d = m->device->priv;
+    double t0 = vs->prof ? rwkv_time_seconds() : 0;
+    void *table = vs->table.n_blocks ? vk_span_host(&vs->table, vs->chunk) : vk_span_host(&vs->up, (struct vk_span){0, 0, 0});
+    size_t words = write_chunk_table(table, chunk);
+    struct vk_rec *rec = d->profile == 1 ? NULL : find_rec(vs, chunk);
+    rwkv_status st = RWKV_OK;
+    if (!rec) {
+        rec = free_rec(vs);
+        rec->valid = 0;
+        if (!rec->cmd.pool) {
+            if ((st = vk_cmd_init(d, &rec->cmd, err)))
+                return st;
+            rec->cmd.reusable = 1;
+        }
+        if ((st = record_chunk(s, chunk, words, &rec->cmd, err)))
+            return st;
+        rec->T = chunk->n_tokens;
+        rec->S = chunk->n_seg;
+        rec->R = chunk->n_out;
+        rec->valid = 1;
+    }
+    rec->last_use = ++vs->uses;
+    double w0 = 0, wait = 0;
+    if (!(st = vk_cmd_start(d, &rec->cmd, err))) {
+        w0 = vs->prof ? rwkv_time_seconds() : 0;
+        st = vk_cmd_wait(d, &rec->cmd, err);
+        wait = vs->prof ? rwkv_time_seconds() - w0 : 0;
+    }
+    if (st) {
+        rec->valid = 0;
+        return st;
+    }
     const struct rwkv_program *p = &m->program;
     size_t V = (size_t)p->buffers[p->logits_buf].width;
     const float *down = vs->down.blocks[0].mapped;
     for (int k = 0; k < chunk->n_out; k++)
         memcpy(rows[k], down + (size_t)k * V, V * sizeof(float));
-    return RWKV_OK;
+    if (vs->prof)
+        st = prof_collect(d, vs->prof, chunk->n_tokens, 1e9 * (rwkv_time_seconds() - t0), 1e9 * wait, err);
+    return st;
 }

@@ -22,11 +22,20 @@ struct vk_features {
     uint32_t subgroup_size;
     int subgroup_arith;  /* basic + arithmetic subgroup ops in compute shaders */
     int use_subgroup;    /* reductions use subgroup ops (else shared memory); env RWKV_VK_NO_SUBGROUP=1 */
-    int fp16;            /* shaderFloat16 (not used yet) */
-    int storage16;       /* storageBuffer16BitAccess (not used yet: F16 is read as packed uint pairs) */
+    int fp16;            /* shaderFloat16 (enabled for the cooperative-matrix kernel) */
+    int storage16;       /* storageBuffer16BitAccess (not used: F16 is read as packed uint pairs) */
     int int_dot;         /* VK_KHR_shader_integer_dot_product (not used yet) */
-    int coopmat_nv, coopmat_khr; /* cooperative matrix extensions (not used yet) */
+    int coopmat_nv, coopmat_khr; /* cooperative matrix extensions listed */
+    int coopmat_f16;     /* VK_NV_cooperative_matrix with 16x16x16 F16 x F16 + F32 on subgroups of 32 */
+    int coopmat;         /* prefill matmuls use it: enum vk_coopmat (env RWKV_VK_COOPMAT) */
+    uint32_t ts_bits;    /* timestampValidBits of the queue (0: no timestamps) */
 };
+
+/* How prefill matmuls use tensor cores (RWKV_VK_COOPMAT=0|1|fp16): OFF keeps the fp32 tiled kernel;
+ * SPLIT multiplies the F16 weights by x = hi + lo (two F16 parts: about fp32 accuracy, twice the
+ * tensor work); FP16 by x rounded to F16 (fastest, about 1e-3 relative error per product).
+ * FALLBACK (=fallback, for tests) is SPLIT with every tile taking the kernel's fp32 overflow path. */
+enum vk_coopmat { VK_COOPMAT_OFF, VK_COOPMAT_SPLIT, VK_COOPMAT_FP16, VK_COOPMAT_FALLBACK };
 
 struct vk_limits {
     VkDeviceSize max_range;   /* maxStorageBufferRange: the most one descriptor may cover */
@@ -39,9 +48,11 @@ struct vk_limits {
     uint32_t max_shared;      /* maxComputeSharedMemorySize, bytes */
 };
 
+#define VK_SPEC 7 /* specialization constants per pipeline (spec[0]: workgroup size) */
+
 struct vk_pipe {
     int spv;         /* enum rwkv_spv_id: the kernel's variant */
-    uint32_t spec[4];
+    uint32_t spec[VK_SPEC];
     VkPipeline pipeline;
 };
 
@@ -67,6 +78,11 @@ struct vk_dev {
     struct vk_pipe *pipes;
     int n_pipes, cap_pipes;
     int lost;               /* VK_ERROR_DEVICE_LOST seen: every later call fails */
+    int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
+    int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
+    int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
+    int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
+    int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
 };
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err);
@@ -77,11 +93,13 @@ rwkv_status vk_fail(struct vk_dev *d, VkResult r, struct rwkv_error *err, const 
 const char *vk_result_name(VkResult r);
 
 /* A command buffer with its own pool and fence: one per state, one per model upload, so that threads
- * using different states never share a pool. Recording is synchronous: begin, record, submit + wait. */
+ * using different states never share a pool. Recording is synchronous: begin, record, submit + wait.
+ * A reusable one (the recorded chunks of vk_exec.c) may be executed again without re-recording. */
 struct vk_cmd {
     VkCommandPool pool;
     VkCommandBuffer cb;
     VkFence fence;
+    int reusable;
 };
 
 rwkv_status vk_cmd_init(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
@@ -90,6 +108,26 @@ void vk_cmd_free(struct vk_dev *d, struct vk_cmd *c);
 rwkv_status vk_cmd_begin(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
 /* Ends with a full barrier (host reads included), submits under the device lock and waits. */
 rwkv_status vk_cmd_submit(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
+/* Ends recording (with that barrier) without submitting. */
+rwkv_status vk_cmd_end(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
+/* Submits the recorded commands under the device lock and waits: vk_cmd_start, then vk_cmd_wait. */
+rwkv_status vk_cmd_exec(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
+rwkv_status vk_cmd_start(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
+rwkv_status vk_cmd_wait(struct vk_dev *d, struct vk_cmd *c, struct rwkv_error *err);
+
+/* GPU timestamps: a query pool of `cap` queries; pool is VK_NULL_HANDLE when the queue has none. */
+struct vk_timer {
+    VkQueryPool pool;
+    uint32_t cap, n;
+};
+rwkv_status vk_timer_init(struct vk_dev *d, struct vk_timer *t, uint32_t cap, struct rwkv_error *err);
+void vk_timer_free(struct vk_dev *d, struct vk_timer *t);
+/* Records the reset of all queries (outside any render pass; before the first mark). */
+void vk_timer_reset(VkCommandBuffer cb, struct vk_timer *t);
+/* Records a timestamp once earlier commands finished; returns its index, or -1 when full or absent. */
+int vk_timer_mark(VkCommandBuffer cb, struct vk_timer *t);
+/* After the submission completed: the marks' times in ns (t->n values into ns[]). */
+rwkv_status vk_timer_read(struct vk_dev *d, struct vk_timer *t, double *ns, struct rwkv_error *err);
 
 /* A full memory barrier between every earlier and later command (compute, transfer, host). */
 void vk_barrier_all(VkCommandBuffer cb);
@@ -122,9 +160,15 @@ void vk_pool_init(struct vk_pool *p, VkDeviceSize block_cap, VkDeviceSize align)
  * when size exceeds block_cap; `what` names the tensor in the message. */
 rwkv_status vk_pool_reserve(struct vk_pool *p, VkDeviceSize size, struct vk_span *out, const char *what,
                             struct rwkv_error *err);
-/* Creates the planned blocks. `host`: host-visible, coherent and mapped (else device-local preferred). */
-rwkv_status vk_pool_commit(struct vk_dev *d, struct vk_pool *p, VkBufferUsageFlags usage, int host,
+/* Where a pool's blocks live: device-local (preferred); host-visible, coherent and mapped (cached
+ * preferred: staging); or both device-local and host-visible, mapped (where the device has such
+ * memory: small tables the host writes and kernels read, with no copy). */
+enum vk_mem { VK_MEM_DEVICE, VK_MEM_HOST, VK_MEM_MAPPED_DEVICE };
+/* Creates the planned blocks. */
+rwkv_status vk_pool_commit(struct vk_dev *d, struct vk_pool *p, VkBufferUsageFlags usage, enum vk_mem mem,
                            struct rwkv_error *err);
+/* Whether the device has VK_MEM_MAPPED_DEVICE memory for buffers of `usage`. */
+int vk_has_mapped_device(struct vk_dev *d, VkBufferUsageFlags usage);
 void vk_pool_free(struct vk_dev *d, struct vk_pool *p);
 
 static inline VkDescriptorBufferInfo vk_span_info(const struct vk_pool *p, struct vk_span s)
@@ -145,27 +189,32 @@ rwkv_status vk_staging_new(struct vk_dev *d, struct vk_pool *p, VkDeviceSize siz
 
 enum vk_kernel_id {
     VK_K_EMBED,
-    VK_K_LAYERNORM,
+    VK_K_NORMMIX, /* LAYERNORM, with the SHIFT and LERPs that follow it (see normmix.comp) */
     VK_K_SHIFT,
-    VK_K_ROWS,   /* LERP, MULADD, COPY, GATHER: spec constant 1 = mode */
-    VK_K_MATMUL,
+    VK_K_ROWS,    /* LERP, MULADD, COPY, GATHER: spec constant 1 = mode */
+    VK_K_MATMUL,  /* any matrix op, any token count (the portable fallback) */
+    VK_K_GEMV,    /* MATMUL of few tokens: 16-byte weight loads, subgroup reductions */
+    VK_K_GEMM,    /* MATMUL of many tokens: shared-memory tiles, fp32 */
+    VK_K_GEMM_CM, /* MATMUL of many tokens on tensor cores (VK_NV_cooperative_matrix) */
     VK_K_WKV4,
     VK_K_WKV5,
     VK_K_WKV7,
+    VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
     VK_K_COUNT
 };
 
 enum vk_rows_mode { VK_ROWS_LERP, VK_ROWS_MULADD, VK_ROWS_COPY, VK_ROWS_GATHER };
 
-/* Bindings of every kernel, in this order: out, in[0..n_in), w[0..n_w), state (opt), chunk (opt). */
+/* Bindings of every kernel, in this order: out, in[0..n_in), w[0..n_w), state (opt), chunk (opt), then
+ * `extra` ones of the kernel's own (MATMUL: the absorbed LERP's in0, in1, out; matmul_out.glsl). */
 struct vk_kernel_desc {
-    int n_in, n_w, state, chunk;
+    int n_in, n_w, state, chunk, extra;
 };
 extern const struct vk_kernel_desc vk_kernels[VK_K_COUNT];
 
 static inline int vk_kernel_bindings(int k)
 {
-    return 1 + vk_kernels[k].n_in + vk_kernels[k].n_w + vk_kernels[k].state + vk_kernels[k].chunk;
+    return 1 + vk_kernels[k].n_in + vk_kernels[k].n_w + vk_kernels[k].state + vk_kernels[k].chunk + vk_kernels[k].extra;
 }
 
 /* Push constants, one layout for all kernels (shaders/common.glsl mirrors it; 128 bytes at most). */
@@ -191,18 +240,50 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 
 #define VK_FLAG_W(i) (1u << (8 + (i)))
 #define VK_FLAG_ACCUMULATE (1u << 16)
+/* MATMUL: then out2 = a + (b - a) * y, the absorbed LERP, with views a, b, out2 in in[1], in[2], in[3] */
+#define VK_FLAG_LERP_OUT (1u << 17)
 
 /* Workgroup sizes chosen on the C side (spec constant 0 of each kernel). */
 #define VK_WG_ROWS 64
-#define VK_WG_NORM 128
+#define VK_NORM_PER 4    /* NORMMIX: channels per invocation, up to 1024 invocations */
 #define VK_WG_MATMUL 64
 #define VK_MATMUL_ROWS 4 /* output rows per workgroup */
 #define VK_MATMUL_TOK 4  /* tokens per tile; a workgroup walks all the chunk's tiles */
+#define VK_GEMV_SUBGROUPS 4 /* per workgroup; they split K (gemv.comp) */
+#define VK_GEMV_MAX_T 15 /* GEMV up to this many tokens (4 per pass), GEMM from the next */
+#define VK_GEMM_TILE 64  /* GEMM: 64 tokens x 64 rows per workgroup of 256 */
+#define VK_WG_GEMM 256
+#define VK_WG_COPY 256
+#define VK_SPIN_US 3000 /* a generation step's length: waits for it poll, longer ones then block */
+#define VK_CM_MIN_GROUPS 120 /* the largest tensor-core tile that still gives about one workgroup per
+                              * multiprocessor of an H100 (the smallest where none does) */
+
+/* Matrix kernels an op may run with, chosen per chunk by its token count (vk_exec.c). */
+enum vk_mm {
+    VK_MM_BASIC,    /* matmul.comp: always there */
+    VK_MM_GEMV1,    /* one token */
+    VK_MM_GEMV4,    /* 2..VK_GEMV_MAX_T tokens, 4 per pass */
+    VK_MM_GEMM,     /* more tokens: fp32 tiles */
+    VK_MM_CM_TINY,  /* tensor cores, 32 x 32 tiles (few output rows: LoRA projections) */
+    VK_MM_CM_SMALL, /* tensor cores, 64 x 64 tiles */
+    VK_MM_CM_BIG,   /* tensor cores, 128 x 128 tiles (enough workgroups for the device) */
+    VK_MM_COUNT
+};
+
+/* Tile of a cooperative-matrix variant: tokens x rows, warps along each, K per shared-memory slice
+ * (small tiles take long slices: fewer rounds of load latency per output). */
+struct vk_cm_tile {
+    uint32_t tm, tn, wm, wn, tk;
+};
+extern const struct vk_cm_tile vk_cm_tiles[3]; /* VK_MM_CM_TINY, _SMALL, _BIG */
 
 /* The pipeline of `kernel` for weights of `dtype` (F16/F32; ignored where no matrix is read) with the
  * given spec constants (spec[0] = workgroup size). Created once per device and cached. */
-rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype, const uint32_t spec[4],
+rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype, const uint32_t spec[VK_SPEC],
                             VkPipeline *out, struct rwkv_error *err);
+/* Whether `kernel` has a variant for `dtype` on this device (GEMV needs subgroups, GEMM_CM F16). */
+int vk_kernel_available(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype);
+const char *vk_kernel_name(int kernel);
 VkPipelineLayout vk_pipeline_layout(struct vk_dev *d, int kernel);
 VkDescriptorSetLayout vk_set_layout(struct vk_dev *d, int kernel);
 /* Set layouts and pipeline layouts for every kernel; the pipeline cache from disk. */
@@ -225,10 +306,21 @@ struct vk_tensor {
     struct vk_part *parts;
 };
 
+#define VK_MIX_MAX 6 /* LERPs one NORMMIX dispatch absorbs */
+
 struct vk_op_kernel {
-    int kernel;          /* enum vk_kernel_id, -1 for HOOK */
+    int kernel;          /* enum vk_kernel_id, -1 for HOOK and for ops an earlier dispatch performs */
     VkPipeline pipeline;
     int n_parts;         /* dispatches: the parts of the matrix (MATMUL/EMBED), else 1 */
+    int group_end;       /* the last op this dispatch performs (itself, or what NORMMIX absorbs) */
+    VkPipeline mm[VK_MM_COUNT]; /* MATMUL: the variants the op qualifies for (else VK_NULL_HANDLE) */
+    uint32_t gemv_rows;  /* MATMUL: rows per GEMV workgroup (fewer for longer rows: gemv.comp) */
+    /* NORMMIX: the absorbed SHIFT (-1: none) and LERPs (-1), the flags of normmix.comp, and its
+     * parameters [2 + VK_MIX_MAX][C] (ln weight, ln bias, each LERP's mix or zeros). MATMUL:
+     * lerp_op[0] is the absorbed LERP (its dyn input is this op's output), or -1. */
+    int shift_op, lerp_op[VK_MIX_MAX];
+    uint32_t mix_flags;
+    struct vk_span params;
 };
 
 struct vk_model {
@@ -250,10 +342,46 @@ struct vk_dispatch {
     VkDescriptorSet set;
 };
 
+/* A recorded chunk: replayed while chunks keep its shape (tokens, segments, logits rows), since
+ * everything else a chunk changes lives in buffers. */
+struct vk_rec {
+    struct vk_cmd cmd;
+    int T, S, R;
+    int valid;
+    unsigned long last_use;
+};
+#define VK_RECS 4
+
+/* RWKV_VK_PROFILE: GPU time by kernel and matrix shape, per chunk size, printed when the state is
+ * freed. */
+struct vk_prof_entry {
+    char name[64];
+    int T;              /* the chunk's tokens */
+    double ns;
+    long calls;
+};
+struct vk_prof_chunk {  /* the runs of chunks of T tokens */
+    int T;
+    long runs;
+    double gpu_ns, wall_ns, wait_ns; /* wait: in vkWaitForFences (the rest of wall is host work) */
+    int dispatches, barriers;         /* of a recording */
+};
+#define VK_PROF_CHUNKS 8
+struct vk_prof {
+    struct vk_timer timer;
+    char (*names)[64];  /* [timer.cap] label of each mark */
+    double *ns;         /* [timer.cap] */
+    struct vk_prof_entry *e;
+    int n_e, cap_e;
+    struct vk_prof_chunk chunks[VK_PROF_CHUNKS];
+    int n_chunks;
+};
+
 struct vk_state {
     struct vk_pool act;        /* runtime buffers, the chunk table, the state regions */
     struct vk_span bufs[RWKV_MAX_BUFFERS];
-    struct vk_span chunk;
+    struct vk_pool table;      /* the chunk table where the host can write device memory, else unused */
+    struct vk_span chunk;      /* in `table` when it has a block, else in `act` (written by a copy) */
     struct vk_region *regions;
     int n_regions;
     int *op_region;            /* [n_ops] region of SHIFT/WKV ops, else -1 */
@@ -264,12 +392,23 @@ struct vk_state {
     VkDescriptorPool desc_pool;
     struct vk_dispatch *disp;
     int n_disp;
-    struct vk_cmd cmd;
+    struct vk_cmd cmd;         /* state transfers */
+    struct vk_rec recs[VK_RECS];
+    unsigned long uses;
+    struct vk_prof *prof;      /* RWKV_VK_PROFILE only */
 };
+
+/* The pool holding the chunk table: `table` where the host writes it into device memory directly. */
+static inline const struct vk_pool *vk_table_pool(const struct vk_state *vs)
+{
+    return vs->table.n_blocks ? &vs->table : &vs->act;
+}
 
 /* vk_exec.c */
 rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows,
                    struct rwkv_error *err);
+rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err);
+void vk_exec_free(struct rwkv_state *s);
 /* Chunk table layout (uint32 words): header, then tokens. Header words: offsets of tok_seg, seg_slot,
  * seg_start, seg_len, out_rows. */
 #define VK_CHUNK_HEADER 8

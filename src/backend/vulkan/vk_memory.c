@@ -65,7 +65,29 @@ static int find_type(const VkPhysicalDeviceMemoryProperties *m, uint32_t bits, V
     return -1;
 }
 
-static rwkv_status block_create(struct vk_dev *d, struct vk_block *b, VkBufferUsageFlags usage, int host,
+static void mem_flags(enum vk_mem mem, VkMemoryPropertyFlags *need, VkMemoryPropertyFlags *prefer)
+{
+    const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    *need = mem == VK_MEM_DEVICE ? 0 : mem == VK_MEM_HOST ? host : host | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+    *prefer = mem == VK_MEM_HOST ? VK_MEMORY_PROPERTY_HOST_CACHED_BIT : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+}
+
+int vk_has_mapped_device(struct vk_dev *d, VkBufferUsageFlags usage)
+{
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = usage,
+                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBuffer b;
+    if (vkCreateBuffer(d->device, &bi, NULL, &b) != VK_SUCCESS)
+        return 0;
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(d->device, b, &req);
+    vkDestroyBuffer(d->device, b, NULL);
+    VkMemoryPropertyFlags need, prefer;
+    mem_flags(VK_MEM_MAPPED_DEVICE, &need, &prefer);
+    return find_type(&d->mem, req.memoryTypeBits, need, prefer) >= 0;
+}
+
+static rwkv_status block_create(struct vk_dev *d, struct vk_block *b, VkBufferUsageFlags usage, enum vk_mem mem,
                                 struct rwkv_error *err)
 {
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = b->size, .usage = usage,
@@ -77,35 +99,35 @@ static rwkv_status block_create(struct vk_dev *d, struct vk_block *b, VkBufferUs
     }
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(d->device, b->buffer, &req);
-    VkMemoryPropertyFlags need = host ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT : 0;
-    VkMemoryPropertyFlags prefer = host ? VK_MEMORY_PROPERTY_HOST_CACHED_BIT : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+    VkMemoryPropertyFlags need, prefer;
+    mem_flags(mem, &need, &prefer);
     int type = find_type(&d->mem, req.memoryTypeBits, need, prefer);
+    const char *kind = mem == VK_MEM_DEVICE ? "device" : mem == VK_MEM_HOST ? "host-visible" : "mapped device";
     if (type < 0)
-        return rwkv_fail(err, RWKV_ERR_DEVICE, "vulkan: no memory type for a %s buffer", host ? "staging" : "device");
+        return rwkv_fail(err, RWKV_ERR_DEVICE, "vulkan: no memory type for a %s buffer", kind);
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                .memoryTypeIndex = (uint32_t)type};
     r = vkAllocateMemory(d->device, &ai, NULL, &b->memory);
     if (r != VK_SUCCESS) {
         b->memory = VK_NULL_HANDLE;
         char what[96];
-        snprintf(what, sizeof what, "allocating %llu MiB of %s memory", (unsigned long long)(req.size >> 20),
-                 host ? "host-visible" : "device");
+        snprintf(what, sizeof what, "allocating %llu MiB of %s memory", (unsigned long long)(req.size >> 20), kind);
         return vk_fail(d, r, err, what);
     }
     if ((r = vkBindBufferMemory(d->device, b->buffer, b->memory, 0)) != VK_SUCCESS)
         return vk_fail(d, r, err, "vkBindBufferMemory");
-    if (host && (r = vkMapMemory(d->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->mapped)) != VK_SUCCESS)
+    if (mem != VK_MEM_DEVICE && (r = vkMapMemory(d->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->mapped)) != VK_SUCCESS)
         return vk_fail(d, r, err, "vkMapMemory");
     return RWKV_OK;
 }
 
-rwkv_status vk_pool_commit(struct vk_dev *d, struct vk_pool *p, VkBufferUsageFlags usage, int host,
+rwkv_status vk_pool_commit(struct vk_dev *d, struct vk_pool *p, VkBufferUsageFlags usage, enum vk_mem mem,
                            struct rwkv_error *err)
 {
     for (int i = 0; i < p->n_blocks; i++) {
         if (p->blocks[i].buffer)
             continue;
-        rwkv_status st = block_create(d, &p->blocks[i], usage, host, err);
+        rwkv_status st = block_create(d, &p->blocks[i], usage, mem, err);
         if (st)
             return st;
     }
@@ -130,6 +152,6 @@ rwkv_status vk_staging_new(struct vk_dev *d, struct vk_pool *p, VkDeviceSize siz
     struct vk_span s;
     rwkv_status st = vk_pool_reserve(p, size, &s, "staging", err);
     if (!st)
-        st = vk_pool_commit(d, p, VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, 1, err);
+        st = vk_pool_commit(d, p, VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, VK_MEM_HOST, err);
     return st;
 }

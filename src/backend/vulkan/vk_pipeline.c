@@ -19,26 +19,59 @@
 /* Bindings: out, inputs, weights, state, chunk table (see vk_internal.h). */
 const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_EMBED] = {0, 1, 0, 1},
-    [VK_K_LAYERNORM] = {1, 2, 0, 0},
+    [VK_K_NORMMIX] = {8, 1, 1, 1}, /* out xx; in x, sx, six outputs; params */
     [VK_K_SHIFT] = {1, 0, 1, 1},
     [VK_K_ROWS] = {3, 1, 0, 1},
-    [VK_K_MATMUL] = {1, 2, 0, 0},
+    [VK_K_MATMUL] = {1, 2, 0, 0, 3},
+    [VK_K_GEMV] = {1, 2, 0, 0, 3},
+    [VK_K_GEMM] = {1, 2, 0, 0, 3},
+    [VK_K_GEMM_CM] = {1, 2, 0, 0, 3},
     [VK_K_WKV4] = {3, 2, 1, 1},
     [VK_K_WKV5] = {5, 4, 1, 1},
     [VK_K_WKV7] = {6, 5, 1, 1},
+    [VK_K_COPY] = {1, 0, 0, 0},
 };
 
-/* SPIR-V of each kernel by [F32 weights][shared-memory reductions]. */
+static const char *const kernel_names[VK_K_COUNT] = {
+    "embed", "normmix", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "copy",
+};
+
+const char *vk_kernel_name(int kernel)
+{
+    return kernel >= 0 && kernel < VK_K_COUNT ? kernel_names[kernel] : "?";
+}
+
+/* Tensor-core tiles (tokens x rows, warps along each), picked by how many workgroups they give. */
+const struct vk_cm_tile vk_cm_tiles[3] = {{32, 32, 2, 2, 128}, {64, 64, 2, 2, 32}, {128, 128, 2, 4, 32}};
+
+#define NONE_ -1
+/* SPIR-V of each kernel by [F32 weights][shared-memory reductions]; NONE_ where there is no variant. */
 static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_EMBED] = {{RWKV_SPV_embed_f16, RWKV_SPV_embed_f16}, {RWKV_SPV_embed_f32, RWKV_SPV_embed_f32}},
-    [VK_K_LAYERNORM] = {{RWKV_SPV_layernorm, RWKV_SPV_layernorm_nosg}, {RWKV_SPV_layernorm, RWKV_SPV_layernorm_nosg}},
+    [VK_K_NORMMIX] = {{RWKV_SPV_normmix, RWKV_SPV_normmix_nosg}, {RWKV_SPV_normmix, RWKV_SPV_normmix_nosg}},
     [VK_K_SHIFT] = {{RWKV_SPV_shift, RWKV_SPV_shift}, {RWKV_SPV_shift, RWKV_SPV_shift}},
     [VK_K_ROWS] = {{RWKV_SPV_rows, RWKV_SPV_rows}, {RWKV_SPV_rows, RWKV_SPV_rows}},
     [VK_K_MATMUL] = {{RWKV_SPV_matmul_f16, RWKV_SPV_matmul_f16_nosg}, {RWKV_SPV_matmul_f32, RWKV_SPV_matmul_f32_nosg}},
+    [VK_K_GEMV] = {{RWKV_SPV_gemv_f16, NONE_}, {RWKV_SPV_gemv_f32, NONE_}},
+    [VK_K_GEMM] = {{RWKV_SPV_gemm_f16, RWKV_SPV_gemm_f16}, {RWKV_SPV_gemm_f32, RWKV_SPV_gemm_f32}},
+    [VK_K_GEMM_CM] = {{RWKV_SPV_gemm_cm, RWKV_SPV_gemm_cm}, {NONE_, NONE_}},
     [VK_K_WKV4] = {{RWKV_SPV_wkv4, RWKV_SPV_wkv4}, {RWKV_SPV_wkv4, RWKV_SPV_wkv4}},
     [VK_K_WKV5] = {{RWKV_SPV_wkv5, RWKV_SPV_wkv5_nosg}, {RWKV_SPV_wkv5, RWKV_SPV_wkv5_nosg}},
     [VK_K_WKV7] = {{RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}, {RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}},
+    [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
 };
+
+static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
+{
+    if (kernel == VK_K_GEMM_CM && d->feat.coopmat == VK_COOPMAT_OFF)
+        return NONE_;
+    return spv_of[kernel][dtype == RWKV_DTYPE_F32][!d->feat.use_subgroup];
+}
+
+int vk_kernel_available(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
+{
+    return spv_for(d, kernel, dtype) != NONE_;
+}
 
 VkDescriptorSetLayout vk_set_layout(struct vk_dev *d, int kernel)
 {
@@ -206,8 +239,8 @@ void vk_pipelines_free(struct vk_dev *d)
 
 /* ---- pipelines ---- */
 
-static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const uint32_t spec[4], VkPipeline *out,
-                                   struct rwkv_error *err)
+static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const uint32_t spec[VK_SPEC],
+                                   VkPipeline *out, struct rwkv_error *err)
 {
     VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                    .codeSize = rwkv_spv_size[spv], .pCode = rwkv_spv_code[spv]};
@@ -215,10 +248,10 @@ static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const 
     VkResult r = vkCreateShaderModule(d->device, &mi, NULL, &mod);
     if (r != VK_SUCCESS)
         return vk_fail(d, r, err, "vkCreateShaderModule");
-    VkSpecializationMapEntry map[4];
-    for (uint32_t i = 0; i < 4; i++)
+    VkSpecializationMapEntry map[VK_SPEC];
+    for (uint32_t i = 0; i < VK_SPEC; i++)
         map[i] = (VkSpecializationMapEntry){i, i * 4, 4};
-    VkSpecializationInfo si = {4, map, 4 * sizeof(uint32_t), spec};
+    VkSpecializationInfo si = {VK_SPEC, map, VK_SPEC * sizeof(uint32_t), spec};
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
@@ -234,10 +267,13 @@ static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const 
     return RWKV_OK;
 }
 
-rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype, const uint32_t spec[4],
+rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype, const uint32_t spec[VK_SPEC],
                             VkPipeline *out, struct rwkv_error *err)
 {
-    int spv = spv_of[kernel][dtype == RWKV_DTYPE_F32][!d->feat.use_subgroup];
+    int spv = spv_for(d, kernel, dtype);
+    if (spv == NONE_)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "internal: vulkan kernel %s has no variant here",
+                         vk_kernel_name(kernel));
     rwkv_status st = RWKV_OK;
     pthread_mutex_lock(&d->lock);
     for (int i = 0; i < d->n_pipes; i++) {

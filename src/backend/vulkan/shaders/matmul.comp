@@ -18,6 +18,7 @@ layout(std430, binding = 1) readonly buffer InBuf { float x[]; };
 #define W_BINDING 2
 #include "weights.glsl"
 layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
+#include "matmul_out.glsl"
 
 const uint RT = ROWS * TOK;
 shared float red[WG * RT];
@@ -26,13 +27,8 @@ float acc[RT]; // this invocation's partial sums, [row][token]
 void store(uint i, float v, uint r0, uint t0)
 {
     uint row = r0 + i / TOK, tok = t0 + i % TOK;
-    if (row >= pc.nrows || tok >= pc.rows)
-        return;
-    if (has_w(1u))
-        v += bias[pc.row0 + row];
-    v = act_apply(pc.act, v);
-    uint o = out_at(tok, pc.row0 + row);
-    y[o] = accumulate() ? y[o] + v : v;
+    if (row < pc.nrows && tok < pc.rows)
+        mm_store(row, tok, v);
 }
 
 // Sums acc[i] over the workgroup and stores element i.

@@ -4,16 +4,27 @@
 //   kk = L2norm(k * k_k); k' = k * (1 + (a - 1) * k_a)
 //   S[i][j] = S[i][j] w[j] - (sum_j' S[i][j'] kk[j']) kk[j] a[j] + v[i] k'[j];  y[i] = sum_j S[i][j] r[j]
 //   out = (GroupNorm(y) * ln_w + ln_b + (sum_j r[j] k'[j] r_k[j]) v) * g
+// Tokens go in blocks of TB, in three phases, so that the recurrence itself needs no barrier:
+//   A (all tokens of the block at once): the per-token vectors, with their sums over the head four
+//     tokens per reduction, into shared memory;
+//   B (token after token): the state update and y, from shared memory, four keys per load;
+//   C (all at once): GroupNorm, bonus and gate, and the output.
 // in0 r, in1 w, in2 k, in3 v, in4 a, in5 g; w0 k_k, w1 k_a, w2 r_k, w3 ln_x.weight, w4 ln_x.bias.
+// Needs N % 4 == 0 (vk_backend.c checks). Tried on an H200, both slower at 512 tokens: 2 or 4
+// invocations per row, adding their shares by subgroup shuffles (x2: bank conflicts, shuffle latency
+// in the chain); all of a block's loads issued before its sums (x1.4).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "subgroup.glsl"
 
-layout(constant_id = 0) const uint N = 64; // head size = workgroup size
+layout(constant_id = 0) const uint N = 64;  // head size = workgroup size
+layout(constant_id = 1) const uint TB = 16; // tokens per block (a multiple of 4)
 layout(local_size_x_id = 0) in;
 #define WG N
 
 #include "common.glsl"
 #include "reduce.glsl"
+WG_SUM_OF(vec4, wg_sum4, red4_sh)
 layout(std430, binding = 0) writeonly buffer OutBuf { float y[]; };
 layout(std430, binding = 1) readonly buffer RBuf { float rv[]; };
 layout(std430, binding = 2) readonly buffer WBuf { float wv[]; };
@@ -30,8 +41,15 @@ layout(std430, binding = 12) buffer StateBuf { float st[]; };
 #define CHUNK_BINDING 13
 #include "chunk.glsl"
 
-shared float skk[N], sab[N], skb[N], sw[N], sr[N];
+const uint N4 = N / 4u;
+// per token of the block, read by every invocation in phase B: [t][j / 4]
+shared vec4 skk[TB * N4], sab[TB * N4], skb[TB * N4], sw[TB * N4], sr[TB * N4];
+// per token, each invocation's own channel: [t][i]
+shared float sv[TB * N], sg[TB * N], sy[TB * N];
+shared float sbonus[TB]; // sum_j r[j] k'[j] r_k[j] of each token
 float S[N];
+
+#define PUT4(A, T, I, V) A[(T) * N4 + (I) / 4u][(I) % 4u] = (V)
 
 void main()
 {
@@ -43,29 +61,72 @@ void main()
         uint base = ck_seg_slot(s) * pc.state_stride + pc.state_off + (h * N + i) * N;
         for (uint j = 0u; j < N; j++)
             S[j] = st[base + j];
-        for (uint t = start; t < end; t++) {
-            // invocation i prepares key channel i of this token
-            float k = kv[in_at(2u, t, c)], a = av[in_at(4u, t, c)], r = rv[in_at(0u, t, c)];
-            float kk = k * k_k[c];
-            kk *= 1.0 / max(sqrt(wg_sum(kk * kk)), 1e-12);
-            float kb = k * (1.0 + (a - 1.0) * k_a[c]);
-            float bonus = wg_sum(r * kb * r_k[c]);
-            skk[i] = kk;
-            sab[i] = kk * a;
-            skb[i] = kb;
-            sw[i] = wv[in_at(1u, t, c)];
-            sr[i] = r;
-            barrier();
-            float sa = 0.0;
-            for (uint j = 0u; j < N; j++)
-                sa -= S[j] * skk[j];
-            float vi = vv[in_at(3u, t, c)], acc = 0.0;
-            for (uint j = 0u; j < N; j++) {
-                S[j] = S[j] * sw[j] + sa * sab[j] + vi * skb[j];
-                acc += S[j] * sr[j];
+        float kkw = k_k[c], kaw = k_a[c], rkw = r_k[c], lw = lnw[c], lb = lnb[c];
+        for (uint t0 = start; t0 < end; t0 += TB) {
+            uint nb = min(TB, end - t0); // tokens in this block (uniform)
+            // A: the block's vectors; channel i of each token
+            for (uint q = 0u; 4u * q < nb; q++) {
+                vec4 kk, a, bo;
+                [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                    uint tt = 4u * q + u, t = min(t0 + tt, end - 1u); // past the end: repeats, unused
+                    float k = kv[in_at(2u, t, c)], r = rv[in_at(0u, t, c)];
+                    a[u] = av[in_at(4u, t, c)];
+                    kk[u] = k * kkw;
+                    float kb = k * (1.0 + (a[u] - 1.0) * kaw);
+                    PUT4(skb, tt, i, kb);
+                    PUT4(sw, tt, i, wv[in_at(1u, t, c)]);
+                    PUT4(sr, tt, i, r);
+                    sv[tt * N + i] = vv[in_at(3u, t, c)];
+                    sg[tt * N + i] = gv[in_at(5u, t, c)];
+                    bo[u] = r * kb * rkw;
+                }
+                kk *= 1.0 / max(sqrt(wg_sum4(kk * kk)), vec4(1e-12));
+                bo = wg_sum4(bo);
+                [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                    PUT4(skk, 4u * q + u, i, kk[u]);
+                    PUT4(sab, 4u * q + u, i, kk[u] * a[u]);
+                    if (i == 0u)
+                        sbonus[4u * q + u] = bo[u];
+                }
             }
-            float o = wg_norm(acc, lnw[c], lnb[c]);
-            y[out_at(t, c)] = (o + bonus * vi) * gv[in_at(5u, t, c)];
+            barrier();
+            // B: the recurrence; both sums in four interleaved parts, for four times shorter chains
+            for (uint tt = 0u; tt < nb; tt++) {
+                uint b = tt * N4;
+                vec4 sa4 = vec4(0.0);
+                [[unroll]] for (uint j = 0u; j < N; j += 4u)
+                    sa4 -= vec4(S[j], S[j + 1u], S[j + 2u], S[j + 3u]) * skk[b + j / 4u];
+                float sa = (sa4.x + sa4.y) + (sa4.z + sa4.w), vi = sv[tt * N + i];
+                vec4 acc4 = vec4(0.0);
+                [[unroll]] for (uint j = 0u; j < N; j += 4u) {
+                    vec4 w = sw[b + j / 4u], ab = sab[b + j / 4u], kb = skb[b + j / 4u], r = sr[b + j / 4u];
+                    vec4 s4 = vec4(S[j], S[j + 1u], S[j + 2u], S[j + 3u]) * w + sa * ab + vi * kb;
+                    S[j] = s4.x;
+                    S[j + 1u] = s4.y;
+                    S[j + 2u] = s4.z;
+                    S[j + 3u] = s4.w;
+                    acc4 += s4 * r;
+                }
+                sy[tt * N + i] = (acc4.x + acc4.y) + (acc4.z + acc4.w);
+            }
+            // C: GroupNorm over the head, bonus and gate, four tokens per reduction
+            for (uint q = 0u; 4u * q < nb; q++) {
+                vec4 yv, vq, gq, bo;
+                [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                    uint tt = 4u * q + u;
+                    yv[u] = sy[tt * N + i];
+                    vq[u] = sv[tt * N + i];
+                    gq[u] = sg[tt * N + i];
+                    bo[u] = sbonus[tt];
+                }
+                vec4 mean = wg_sum4(yv) / float(N), d = yv - mean;
+                vec4 inv = 1.0 / sqrt(wg_sum4(d * d) / float(N) + pc.eps);
+                vec4 o = (d * inv * lw + lb + bo * vq) * gq;
+                [[unroll]] for (uint u = 0u; u < 4u; u++)
+                    if (4u * q + u < nb)
+                        y[out_at(t0 + 4u * q + u, c)] = o[u];
+            }
+            barrier(); // C's reads are done before the next block's A writes
         }
         for (uint j = 0u; j < N; j++)
             st[base + j] = S[j];

@@ -1,0 +1,96 @@
+#version 450
+// MATMUL for a few tokens (generation), bound by streaming the weights: y[t][row0 + o] (+)=
+// act(W[o] . x[t] + bias). The workgroup's subgroups share out its ROWS rows, and split each row's K
+// among themselves when there are more subgroups than rows (fewer, longer rows: so that each lane has
+// about UNROLL blocks to load, all in flight at once). A lane strides over K in blocks of 8 elements
+// (one 16-byte load of F16, two of F32); subgroupAdd, then shared memory, reduce. Each weight byte is
+// read once per TOK tokens. Needs K % 8 == 0 and x rows on 16-byte boundaries (vk_backend.c checks).
+// (Tried: x kept in registers while a workgroup streams 8 rows: 10-40% slower on an H200.)
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#define USE_SUBGROUP
+#include "subgroup.glsl"
+
+layout(constant_id = 0) const uint WG = 128;
+layout(constant_id = 1) const uint ROWS = 4; // rows per workgroup (a power of 2)
+layout(constant_id = 2) const uint TOK = 1;  // tokens per pass over the rows
+layout(local_size_x_id = 0) in;
+
+#include "common.glsl"
+layout(std430, binding = 0) buffer OutBuf { float y[]; };
+layout(std430, binding = 1) readonly buffer InBuf { vec4 x4[]; };
+#ifdef W_F16
+layout(std430, binding = 2) readonly buffer WBuf { uvec4 w4[]; };
+#else
+layout(std430, binding = 2) readonly buffer WBuf { vec4 w4[]; };
+#endif
+layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
+#include "matmul_out.glsl"
+
+const uint UNROLL = 4u;     // independent 16-byte loads per lane: enough bytes in flight to cover latency
+shared float part[WG * TOK]; // each subgroup's sums of its share of a row, [subgroup][token]
+
+// Elements 8 b .. 8 b + 7 of the part (row-major, so block b of row r is r * K / 8 + b).
+void w_block(uint b, out vec4 lo, out vec4 hi)
+{
+#ifdef W_F16
+    uvec4 q = w4[b];
+    lo = vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y));
+    hi = vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w));
+#else
+    lo = w4[2u * b];
+    hi = w4[2u * b + 1u];
+#endif
+}
+
+void main()
+{
+    uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID, SG = gl_SubgroupSize, NS = NUM_SUBGROUPS(WG);
+    uint KS = max(NS / ROWS, 1u);   // subgroups per row (uniform: powers of 2 all)
+    uint kpart = sg % KS, step = UNROLL * SG * KS;
+    uint K8 = pc.k >> 3, n_rb = (pc.nrows + ROWS - 1u) / ROWS;
+    for (uint rb = gl_WorkGroupID.x; rb < n_rb; rb += gl_NumWorkGroups.x) {
+        for (uint t0 = 0u; t0 < pc.rows; t0 += TOK) {
+            uint xb[TOK]; // each token's x row, in vec4 (rows past the end repeat the last one)
+            [[unroll]] for (uint t = 0u; t < TOK; t++)
+                xb[t] = (min(t0 + t, pc.rows - 1u) * pc.in_stride[0] + pc.in_col[0]) >> 2;
+            // every subgroup makes the same number of passes: the barriers below stay uniform
+            for (uint r = sg / KS; r < ROWS; r += NS / KS) {
+                uint row = rb * ROWS + r, wrow = min(row, pc.nrows - 1u) * K8;
+                float acc[TOK];
+                [[unroll]] for (uint t = 0u; t < TOK; t++)
+                    acc[t] = 0.0;
+                for (uint b0 = kpart * SG + lane; b0 < K8; b0 += step) {
+                    vec4 lo[UNROLL], hi[UNROLL];
+                    [[unroll]] for (uint u = 0u; u < UNROLL; u++) {
+                        lo[u] = hi[u] = vec4(0.0);
+                        if (b0 + u * SG * KS < K8)
+                            w_block(wrow + b0 + u * SG * KS, lo[u], hi[u]);
+                    }
+                    [[unroll]] for (uint u = 0u; u < UNROLL; u++) {
+                        uint b = min(b0 + u * SG * KS, K8 - 1u); // past the end: weights are 0, x any valid
+                        [[unroll]] for (uint t = 0u; t < TOK; t++)
+                            acc[t] += dot(lo[u], x4[xb[t] + 2u * b]) + dot(hi[u], x4[xb[t] + 2u * b + 1u]);
+                    }
+                }
+                [[unroll]] for (uint t = 0u; t < TOK; t++) {
+                    float s = subgroupAdd(acc[t]);
+                    if (KS == 1u && lane == 0u && row < pc.nrows && t0 + t < pc.rows)
+                        mm_store(row, t0 + t, s);
+                    else if (KS > 1u && lane == 0u)
+                        part[sg * TOK + t] = s;
+                }
+                if (KS > 1u) {
+                    barrier();
+                    if (kpart == 0u && lane < TOK && row < pc.nrows && t0 + lane < pc.rows) {
+                        float s = 0.0;
+                        for (uint q = 0u; q < KS; q++)
+                            s += part[(sg + q) * TOK + lane];
+                        mm_store(row, t0 + lane, s);
+                    }
+                    barrier();
+                }
+            }
+        }
+    }
+}
