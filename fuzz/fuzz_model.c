@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_table.h"
 #include "model/model.h"
 #include "rwkv.h"
 
@@ -23,18 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct rwkv_tensor_table t;
     struct rwkv_error err;
-    memset(&t, 0, sizeof t);
-    uint8_t *copy = malloc(size ? size : 1);
-    t.path = malloc(sizeof "fuzz");
-    if (!copy || !t.path) {
-        free(copy);
-        free(t.path);
+    if (!fuzz_table(data, size, &t))
         return 0;
-    }
-    memcpy(copy, data, size);
-    strcpy(t.path, "fuzz");
-    t.map.data = copy;
-    t.map.size = size;
     if (rwkv_safetensors_parse(&t, &err)) {
         rwkv_table_free(&t);
         return 0;

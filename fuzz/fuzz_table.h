@@ -11,23 +11,31 @@
 
 typedef rwkv_status (*fuzz_parser)(struct rwkv_tensor_table *t, struct rwkv_error *err);
 
+/* A table owning a copy of the input, as if read from a file without mmap. Returns 0 when out of memory. */
+static inline int fuzz_table(const uint8_t *data, size_t size, struct rwkv_tensor_table *t)
+{
+    memset(t, 0, sizeof *t);
+    uint8_t *copy = malloc(size ? size : 1);
+    t->path = malloc(sizeof "fuzz");
+    if (!copy || !t->path) {
+        free(copy);
+        free(t->path);
+        return 0;
+    }
+    memcpy(copy, data, size);
+    strcpy(t->path, "fuzz");
+    t->map.data = copy;
+    t->map.size = size;
+    t->map.mapped = 0; /* rwkv_table_free frees the copy */
+    return 1;
+}
+
 static inline void fuzz_parse(const uint8_t *data, size_t size, fuzz_parser parse, int one_line)
 {
     struct rwkv_tensor_table t;
     struct rwkv_error err;
-    memset(&t, 0, sizeof t);
-    uint8_t *copy = malloc(size ? size : 1);
-    t.path = malloc(sizeof "fuzz");
-    if (!copy || !t.path) {
-        free(copy);
-        free(t.path);
+    if (!fuzz_table(data, size, &t))
         return;
-    }
-    memcpy(copy, data, size);
-    strcpy(t.path, "fuzz");
-    t.map.data = copy;
-    t.map.size = size;
-    t.map.mapped = 0; /* rwkv_table_free frees the copy */
     if (parse(&t, &err) == RWKV_OK) {
         /* every accepted byte must be readable: ASan reports it otherwise */
         volatile uint8_t sink = 0;

@@ -312,6 +312,14 @@ static size_t plan(const struct rwkv_slot_io *io, int n_io, size_t budget, int s
     return budget - left;
 }
 
+/* Logits rows a slot gets when `take` of its tokens run: one per token, or one when its last one runs. */
+static size_t rows_for(const struct rwkv_slot_io *io, size_t take)
+{
+    if (io->output == RWKV_OUTPUT_ALL)
+        return take;
+    return io->output == RWKV_OUTPUT_LAST && take == io->n_tokens ? 1 : 0;
+}
+
 rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, struct rwkv_error *err)
 {
     rwkv_error_clear(err);
@@ -337,8 +345,7 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
         size_t take = s->take[i];
         if (take == 0)
             continue;
-        size_t rows = io[i].output == RWKV_OUTPUT_ALL ? take
-                    : io[i].output == RWKV_OUTPUT_LAST && take == io[i].n_tokens ? 1 : 0;
+        size_t rows = rows_for(&io[i], take);
         if (rows > io[i].logits_rows || (rows > 0 && !io[i].logits))
             return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_run: slot %d: needs %zu logits rows, %zu available", i, rows,
                              io[i].logits ? io[i].logits_rows : 0);
@@ -379,8 +386,7 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
         size_t take = s->take[i];
         if (take == 0)
             continue;
-        size_t rows = io[i].output == RWKV_OUTPUT_ALL ? take
-                    : io[i].output == RWKV_OUTPUT_LAST && take == io[i].n_tokens ? 1 : 0;
+        size_t rows = rows_for(&io[i], take);
         io[i].tokens += take;
         io[i].n_tokens -= take;
         io[i].consumed = take;
