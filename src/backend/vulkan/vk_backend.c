@@ -179,6 +179,91 @@ static void plan_lerp_out(const struct rwkv_program *p, struct vk_model *vm, int
     vm->ok[o].lerp_op[0] = vm->ok[o].group_end = l;
 }
 
+/* ---- WKV7 of one token with the LoRA up-projections before it (wkv7_one.comp, LORA) ---- */
+
+/* The MATMUL among ops [from, to) writing exactly view `v` with activation `act`, with or without a
+ * bias, whose input is a whole buffer of a width that is a multiple of 8 and whose matrix is one part
+ * of `dt`; -1 if none. */
+static int lora_up(const struct rwkv_model *m, const struct vk_model *vm, int from, int to, struct rwkv_view v,
+                   enum rwkv_act act, int bias, enum rwkv_dtype dt)
+{
+    const struct rwkv_program *p = &m->program;
+    for (int o = from; o < to; o++) {
+        const struct rwkv_op *mm = &p->ops[o];
+        if (mm->kind != RWKV_OP_MATMUL || !same_view(mm->out, v))
+            continue;
+        int D = mm->in[0].width;
+        const struct vk_tensor *t = &vm->w[mm->w[0]];
+        if (mm->act != act || (mm->w[1] >= 0) != bias || mm->accumulate || !whole(p, mm->in[0], D) || D % 8 ||
+            t->n_parts != 1 || t->dtype != dt || t->cols != (uint32_t)D || vm->ok[o].group_end < 0)
+            return -1;
+        return o;
+    }
+    return -1;
+}
+
+/* Whether any op in [from, to) other than `skip1` and `skip2` reads buffer `buf` (hooks do not run on
+ * this backend). */
+static int read_between(const struct rwkv_program *p, int from, int to, int buf, int skip1, int skip2)
+{
+    for (int o = from; o < to; o++)
+        for (int i = 0; i < RWKV_OP_MAX_IN && o != skip1 && o != skip2 && p->ops[o].kind != RWKV_OP_HOOK; i++)
+            if (p->ops[o].in[i].buf == buf)
+                return 1;
+    return 0;
+}
+
+/* For WKV7 op `o`: finds v7's w2, a2, g2 and v2 (with its absorbed v LERP) projections of the layer,
+ * whose outputs nothing but WKV7 reads. Sets ok->lora_ops; returns whether all were found. */
+static int plan_wkv7_lora(const struct rwkv_model *m, struct vk_model *vm, int o, enum rwkv_dtype *dt)
+{
+    const struct rwkv_program *p = &m->program;
+    const struct rwkv_op *op = &p->ops[o];
+    struct vk_op_kernel *ok = &vm->ok[o];
+    int from = o;
+    while (from > 0 && p->ops[from - 1].layer == op->layer)
+        from--;
+    int to = o + 1;
+    while (to < p->n_ops && p->ops[to].layer == op->layer)
+        to++;
+    int w2 = -1;
+    for (int i = from; i < o && w2 < 0; i++) /* the decay projection names the weights' type */
+        if (p->ops[i].kind == RWKV_OP_MATMUL && same_view(p->ops[i].out, op->in[1]))
+            w2 = i;
+    if (w2 < 0)
+        return 0;
+    *dt = vm->w[p->ops[w2].w[0]].dtype;
+    int C = op->out.width;
+    int ups[3] = {lora_up(m, vm, from, o, op->in[1], RWKV_ACT_V7_DECAY, 1, *dt),
+                  lora_up(m, vm, from, o, op->in[4], RWKV_ACT_SIGMOID, 1, *dt),
+                  lora_up(m, vm, from, o, op->in[5], RWKV_ACT_NONE, 0, *dt)};
+    for (int j = 0; j < 3; j++)
+        if (ups[j] < 0 || !whole(p, p->ops[ups[j]].out, C) || read_between(p, from, to, p->ops[ups[j]].out.buf, o, -1))
+            return 0;
+    /* v: the projection whose absorbed LERP makes v = v + (v_first - v) * gate in place, if any */
+    int v2 = -1;
+    for (int i = from; i < o; i++) {
+        int l = vm->ok[i].lerp_op[0];
+        if (p->ops[i].kind == RWKV_OP_MATMUL && l >= 0 && same_view(p->ops[l].out, op->in[3]))
+            v2 = i;
+    }
+    if (v2 >= 0) {
+        const struct rwkv_op *l = &p->ops[vm->ok[v2].lerp_op[0]];
+        if (lora_up(m, vm, from, o, p->ops[v2].out, RWKV_ACT_SIGMOID, 1, *dt) != v2 ||
+            !same_view(l->in[0], op->in[3]) || !whole(p, l->in[1], C) || !whole(p, op->in[3], C) ||
+            read_between(p, from, to, p->ops[v2].out.buf, vm->ok[v2].lerp_op[0], -1) ||
+            read_between(p, vm->ok[v2].lerp_op[0] + 1, to, op->in[3].buf, o, -1))
+            return 0;
+    } else { /* no v LoRA (layer 0): then no LERP may write v */
+        for (int i = from; i < o; i++)
+            if (p->ops[i].kind == RWKV_OP_LERP && p->ops[i].out.buf == op->in[3].buf)
+                return 0;
+    }
+    memcpy(ok->lora_ops, ups, sizeof ups);
+    ok->lora_ops[3] = v2;
+    return 1;
+}
+
 /* Groups (an absorbed op gets group_end -1), and a parameter span of each LAYERNORM (upload_params). */
 static rwkv_status plan_groups(const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
 {
@@ -187,6 +272,7 @@ static rwkv_status plan_groups(const struct rwkv_model *m, struct vk_model *vm, 
         struct vk_op_kernel *ok = &vm->ok[o];
         ok->group_end = o;
         ok->shift_op = -1;
+        ok->absorbed_by = -1;
         for (int j = 0; j < VK_MIX_MAX; j++)
             ok->lerp_op[j] = -1;
     }
@@ -488,10 +574,26 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
                 return st;
             continue;
         case VK_K_WKV5: spec[0] = (uint32_t)op->head_size; break;
-        case VK_K_WKV7:
-            spec[0] = (uint32_t)op->head_size;
+        case VK_K_WKV7: {
+            /* and the one-token variant, where the device has it: 4 N invocations, N % 16 == 0 */
+            uint32_t N = (uint32_t)op->head_size, one[VK_SPEC] = {4 * N};
+            enum rwkv_dtype ldt;
+            int fits = N % 16 == 0 && 4 * N <= d->lim.max_wg && (8 * N + 2 * 4 * N) * sizeof(float) <= d->lim.max_shared &&
+                       d->wkv7_one;
+            if (fits && vk_kernel_available(d, VK_K_WKV7_ONE, dt) &&
+                (st = vk_pipeline_get(d, VK_K_WKV7_ONE, dt, one, &ok->one, err)))
+                return st;
+            if (fits && ok->one && plan_wkv7_lora(m, vm, o, &ldt) && vk_kernel_available(d, VK_K_WKV7_LORA, ldt)) {
+                if ((st = vk_pipeline_get(d, VK_K_WKV7_LORA, ldt, one, &ok->lora, err)))
+                    return st;
+                for (int j = 0; j < 4; j++)
+                    if (ok->lora_ops[j] >= 0)
+                        vm->ok[ok->lora_ops[j]].absorbed_by = o;
+            }
+            spec[0] = N;
             spec[1] = wkv7_block(d, spec[0]);
             break;
+        }
         default: break;
         }
         if ((st = vk_pipeline_get(d, ok->kernel, dt, spec, &ok->pipeline, err)))
@@ -761,23 +863,68 @@ static int op_bindings(const struct rwkv_model *m, const struct vk_state *vs, in
     return n;
 }
 
+/* wkv7_one.comp's LORA bindings, after WKV7's own: the hidden vectors, the matrices, the biases, v_first. */
+static int lora_bindings(const struct rwkv_model *m, const struct vk_state *vs, int o, VkDescriptorBufferInfo *info)
+{
+    const struct rwkv_program *p = &m->program;
+    const struct vk_model *vm = (const struct vk_model *)m->backend;
+    const struct vk_op_kernel *ok = &vm->ok[o];
+    const struct vk_dev *d = m->device->priv;
+    int n = op_bindings(m, vs, o, 0, info);
+    for (int j = 0; j < 4; j++)
+        info[n++] = buf_info(vs, ok->lora_ops[j] >= 0 ? p->ops[ok->lora_ops[j]].in[0].buf : -1, d);
+    for (int j = 0; j < 4; j++)
+        info[n++] = ok->lora_ops[j] >= 0 ? vk_span_info(&vm->pool, vm->w[p->ops[ok->lora_ops[j]].w[0]].parts[0].span)
+                                         : buf_info(vs, -1, d);
+    static const int biased[3] = {0, 1, 3}; /* w, a, v */
+    for (int j = 0; j < 3; j++) {
+        int b = ok->lora_ops[biased[j]];
+        info[n++] = b >= 0 ? vk_span_info(&vm->pool, vm->w[p->ops[b].w[1]].parts[0].span) : buf_info(vs, -1, d);
+    }
+    int v2 = ok->lora_ops[3];
+    info[n++] = buf_info(vs, v2 >= 0 ? p->ops[vm->ok[v2].lerp_op[0]].in[1].buf : -1, d);
+    return n;
+}
+
+static rwkv_status alloc_set(struct vk_dev *d, struct vk_state *vs, int kernel, const VkDescriptorBufferInfo *info,
+                             int n, VkDescriptorSet *set, struct rwkv_error *err)
+{
+    VkDescriptorSetLayout layout = vk_set_layout(d, kernel);
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                      .descriptorPool = vs->desc_pool, .descriptorSetCount = 1, .pSetLayouts = &layout};
+    VkResult r = vkAllocateDescriptorSets(d->device, &ai, set);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkAllocateDescriptorSets");
+    VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = *set,
+                              .descriptorCount = (uint32_t)n, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                              .pBufferInfo = info};
+    vkUpdateDescriptorSets(d->device, 1, &w, 0, NULL);
+    return RWKV_OK;
+}
+
 static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_state *vs, struct rwkv_error *err)
 {
     const struct rwkv_model *m = s->model;
     const struct vk_model *vm = (const struct vk_model *)m->backend;
     int n_disp = 0;
     uint32_t n_desc = 0;
+    int n_sets = 0;
     for (int o = 0; o < m->program.n_ops; o++)
         if (vm->ok[o].kernel >= 0) {
             n_disp += vm->ok[o].n_parts;
             n_desc += (uint32_t)(vm->ok[o].n_parts * vk_kernel_bindings(vm->ok[o].kernel));
+            if (vm->ok[o].lora) {
+                n_desc += (uint32_t)vk_kernel_bindings(VK_K_WKV7_LORA);
+                n_sets++;
+            }
         }
+    n_sets += n_disp;
     vs->disp = calloc((size_t)n_disp + 1, sizeof *vs->disp);
     if (!vs->disp)
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, n_desc ? n_desc : 1};
     VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                     .maxSets = (uint32_t)(n_disp ? n_disp : 1), .poolSizeCount = 1,
+                                     .maxSets = (uint32_t)(n_sets ? n_sets : 1), .poolSizeCount = 1,
                                      .pPoolSizes = &ps};
     VkResult r = vkCreateDescriptorPool(d->device, &pi, NULL, &vs->desc_pool);
     if (r != VK_SUCCESS)
@@ -786,18 +933,12 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
         int k = vm->ok[o].kernel;
         for (int part = 0; k >= 0 && part < vm->ok[o].n_parts; part++) {
             struct vk_dispatch *dp = &vs->disp[vs->n_disp];
-            VkDescriptorSetLayout layout = vk_set_layout(d, k);
-            VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                              .descriptorPool = vs->desc_pool, .descriptorSetCount = 1,
-                                              .pSetLayouts = &layout};
-            if ((r = vkAllocateDescriptorSets(d->device, &ai, &dp->set)) != VK_SUCCESS)
-                return vk_fail(d, r, err, "vkAllocateDescriptorSets");
-            VkDescriptorBufferInfo info[16];
-            int n = op_bindings(m, vs, o, part, info);
-            VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = dp->set,
-                                      .descriptorCount = (uint32_t)n,
-                                      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = info};
-            vkUpdateDescriptorSets(d->device, 1, &w, 0, NULL);
+            VkDescriptorBufferInfo info[VK_MAX_BINDINGS];
+            rwkv_status st = alloc_set(d, vs, k, info, op_bindings(m, vs, o, part, info), &dp->set, err);
+            if (!st && vm->ok[o].lora)
+                st = alloc_set(d, vs, VK_K_WKV7_LORA, info, lora_bindings(m, vs, o, info), &dp->set_lora, err);
+            if (st)
+                return st;
             dp->op = o;
             dp->part = part;
             vs->n_disp++;

@@ -174,6 +174,7 @@ static void probe(VkInstance inst, VkPhysicalDevice p, struct vk_phys_info *out)
     f->subgroup_size = sg.subgroupSize;
     VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
     f->subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & need) == need;
+    f->subgroup_shuffle = f->subgroup_arith && (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     f->fp16 = f12.shaderFloat16;
     f->storage16 = f11.storageBuffer16BitAccess;
     uint32_t n_ext;
@@ -567,6 +568,8 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->profile = prof && *prof ? atoi(prof) : 0;
     d->table_copy = env_flag("RWKV_VK_TABLE_COPY");
     d->serial = env_flag("RWKV_VK_SERIAL");
+    const char *one = getenv("RWKV_VK_WKV7_ONE");
+    d->wkv7_one = !one || strcmp(one, "0") != 0;
     const char *spin = getenv("RWKV_VK_SPIN_US");
     d->spin_us = spin && *spin ? atoi(spin) : VK_SPIN_US;
     const char *tile = getenv("RWKV_VK_CM_TILE");

@@ -96,14 +96,16 @@ static void group_masks(const struct rwkv_model *m, int o, uint64_t *rd, uint64_
     }
 }
 
-/* A barrier before op `o` when it depends on (or overwrites) what earlier unsynchronised ops touched. */
-static void hazard(struct recorder *r, int o)
+/* A barrier before op `o` when it depends on (or overwrites) what earlier unsynchronised ops touched;
+ * `extra` adds buffers the dispatch reads beyond the op's own (a variant absorbing other ops). */
+static void hazard(struct recorder *r, int o, uint64_t extra)
 {
     if (o == r->last_op)
         return; /* the parts of one op write disjoint columns */
     r->last_op = o;
     uint64_t rd, wr;
     group_masks(r->m, o, &rd, &wr);
+    rd |= extra;
     if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
         compute_barrier(r->cb);
         r->barriers++;
@@ -248,27 +250,63 @@ static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_pus
                  rwkv_op_name(op->kind));
 }
 
+/* WKV7_LORA: the buffers its absorbed projections read (hidden vectors, v_first), and their sizes in
+ * the push constants (wkv7_one.comp). */
+static uint64_t lora_push(const struct recorder *r, const struct vk_op_kernel *ok, struct vk_push *pc)
+{
+    const struct rwkv_program *p = &r->m->program;
+    uint32_t dim[4] = {0, 0, 0, 0};
+    uint64_t rd = 0;
+    for (int j = 0; j < 4; j++) {
+        int o = ok->lora_ops[j];
+        if (o < 0)
+            continue;
+        dim[j] = (uint32_t)p->ops[o].in[0].width;
+        rd |= buf_bit(p->ops[o].in[0].buf);
+        if (r->vm->ok[o].lerp_op[0] >= 0)
+            rd |= buf_bit(p->ops[r->vm->ok[o].lerp_op[0]].in[1].buf);
+    }
+    pc->k = dim[0];
+    pc->row0 = dim[1];
+    pc->nrows = dim[2];
+    pc->act = dim[3];
+    return rd;
+}
+
 static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t rows, uint32_t out_base)
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
-    hazard(r, dp->op);
+    int one = r->chunk->n_tokens == r->chunk->n_seg; /* every segment one token */
+    if (one && ok->absorbed_by >= 0)
+        return; /* the WKV7_LORA dispatch performs it */
     struct vk_push pc;
     fill_push(r, dp->op, dp->part, rows, out_base, &pc);
     int kernel = ok->kernel, variant = 0;
     VkPipeline pipe = ok->pipeline;
+    VkDescriptorSet set = dp->set;
+    uint64_t extra = 0;
     if (kernel == VK_K_MATMUL) {
         variant = mm_variant(r->d, ok, rows, pc.nrows);
         kernel = mm_kernel(variant);
         pipe = ok->mm[variant];
+    } else if (kernel == VK_K_WKV7 && one && ok->lora) {
+        kernel = VK_K_WKV7_LORA;
+        pipe = ok->lora;
+        set = dp->set_lora;
+        extra = lora_push(r, ok, &pc);
+    } else if (kernel == VK_K_WKV7 && one && ok->one) {
+        kernel = VK_K_WKV7_ONE;
+        pipe = ok->one;
     }
+    hazard(r, dp->op, extra);
     uint32_t g[3];
     group_counts(r->d, ok, kernel, variant, &pc, g);
-    VkPipelineLayout layout = vk_pipeline_layout(r->d, ok->kernel);
+    VkPipelineLayout layout = vk_pipeline_layout(r->d, kernel == VK_K_WKV7_LORA ? kernel : ok->kernel);
     if (pipe != r->bound) {
         vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
         r->bound = pipe;
     }
-    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &dp->set, 0, NULL);
+    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
     vkCmdDispatch(r->cb, g[0], g[1], g[2]);
     r->dispatches++;

@@ -21,6 +21,7 @@
 struct vk_features {
     uint32_t subgroup_size;
     int subgroup_arith;  /* basic + arithmetic subgroup ops in compute shaders */
+    int subgroup_shuffle; /* and shuffles (wkv7_one.comp) */
     int use_subgroup;    /* reductions use subgroup ops (else shared memory); env RWKV_VK_NO_SUBGROUP=1 */
     int fp16;            /* shaderFloat16 (enabled for the cooperative-matrix kernel) */
     int storage16;       /* storageBuffer16BitAccess (not used: F16 is read as packed uint pairs) */
@@ -49,6 +50,7 @@ struct vk_limits {
 };
 
 #define VK_SPEC 7 /* specialization constants per pipeline (spec[0]: workgroup size) */
+#define VK_MAX_BINDINGS 26 /* the most storage buffers a kernel binds (WKV7_LORA) */
 
 struct vk_pipe {
     int spv;         /* enum rwkv_spv_id: the kernel's variant */
@@ -73,8 +75,8 @@ struct vk_dev {
     VkPipelineCache cache;
     int cache_dirty;
     char cache_path[1024];
-    VkDescriptorSetLayout set_layouts[16]; /* by binding count; created on first use */
-    VkPipelineLayout layouts[16];
+    VkDescriptorSetLayout set_layouts[VK_MAX_BINDINGS + 1]; /* by binding count; created on first use */
+    VkPipelineLayout layouts[VK_MAX_BINDINGS + 1];
     struct vk_pipe *pipes;
     int n_pipes, cap_pipes;
     int lost;               /* VK_ERROR_DEVICE_LOST seen: every later call fails */
@@ -83,6 +85,7 @@ struct vk_dev {
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
+    int wkv7_one;           /* env RWKV_VK_WKV7_ONE=0 turns the one-token WKV7 kernel off (tests) */
 };
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err);
@@ -199,6 +202,8 @@ enum vk_kernel_id {
     VK_K_WKV4,
     VK_K_WKV5,
     VK_K_WKV7,
+    VK_K_WKV7_ONE, /* WKV7 of chunks whose segments are one token each (an op's variant, not its kernel) */
+    VK_K_WKV7_LORA, /* the same, also doing the LoRA up-projections before it (the MATMULs it absorbs) */
     VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
     VK_K_COUNT
 };
@@ -314,6 +319,10 @@ struct vk_op_kernel {
     int n_parts;         /* dispatches: the parts of the matrix (MATMUL/EMBED), else 1 */
     int group_end;       /* the last op this dispatch performs (itself, or what NORMMIX absorbs) */
     VkPipeline mm[VK_MM_COUNT]; /* MATMUL: the variants the op qualifies for (else VK_NULL_HANDLE) */
+    VkPipeline one;      /* WKV7: the variant for one token per segment (VK_NULL_HANDLE: none) */
+    VkPipeline lora;     /* WKV7: the one-token variant absorbing lora_ops (VK_NULL_HANDLE: none) */
+    int lora_ops[4];     /* WKV7 with `lora`: its w2, a2, g2, v2 MATMULs (v2 -1 where the layer has none) */
+    int absorbed_by;     /* MATMUL: the WKV7 op whose `lora` variant performs it, or -1 */
     uint32_t gemv_rows;  /* MATMUL: rows per GEMV workgroup (fewer for longer rows: gemv.comp) */
     /* NORMMIX: the absorbed SHIFT (-1: none) and LERPs (-1), the flags of normmix.comp, and its
      * parameters [2 + VK_MIX_MAX][C] (ln weight, ln bias, each LERP's mix or zeros). MATMUL:
@@ -340,6 +349,7 @@ struct vk_dispatch {
     int op;
     int part;
     VkDescriptorSet set;
+    VkDescriptorSet set_lora; /* WKV7 with a `lora` variant: that kernel's bindings */
 };
 
 /* A recorded chunk: replayed while chunks keep its shape (tokens, segments, logits rows), since

@@ -29,11 +29,13 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_WKV4] = {3, 2, 1, 1},
     [VK_K_WKV5] = {5, 4, 1, 1},
     [VK_K_WKV7] = {6, 5, 1, 1},
+    [VK_K_WKV7_ONE] = {6, 5, 1, 1},
+    [VK_K_WKV7_LORA] = {6, 5, 1, 1, 12},
     [VK_K_COPY] = {1, 0, 0, 0},
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
-    "embed", "normmix", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "copy",
+    "embed", "normmix", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "wkv7-one", "wkv7-lora", "copy",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -58,12 +60,16 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_WKV4] = {{RWKV_SPV_wkv4, RWKV_SPV_wkv4}, {RWKV_SPV_wkv4, RWKV_SPV_wkv4}},
     [VK_K_WKV5] = {{RWKV_SPV_wkv5, RWKV_SPV_wkv5_nosg}, {RWKV_SPV_wkv5, RWKV_SPV_wkv5_nosg}},
     [VK_K_WKV7] = {{RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}, {RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}},
+    [VK_K_WKV7_ONE] = {{RWKV_SPV_wkv7_one, NONE_}, {RWKV_SPV_wkv7_one, NONE_}},
+    [VK_K_WKV7_LORA] = {{RWKV_SPV_wkv7_lora_f16, NONE_}, {RWKV_SPV_wkv7_lora_f32, NONE_}},
     [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
 };
 
 static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
 {
-    if (kernel == VK_K_GEMM_CM && d->feat.coopmat == VK_COOPMAT_OFF)
+    if ((kernel == VK_K_GEMM_CM && d->feat.coopmat == VK_COOPMAT_OFF) ||
+        ((kernel == VK_K_WKV7_ONE || kernel == VK_K_WKV7_LORA) && !d->feat.subgroup_shuffle) ||
+        !d->set_layouts[vk_kernel_bindings(kernel)])
         return NONE_;
     return spv_of[kernel][dtype == RWKV_DTYPE_F32][!d->feat.use_subgroup];
 }
@@ -87,12 +93,14 @@ static rwkv_status layouts_init(struct vk_dev *d, struct rwkv_error *err)
 {
     for (int k = 0; k < VK_K_COUNT; k++) {
         uint32_t n = (uint32_t)vk_kernel_bindings(k);
+        if (n > d->lim.max_bindings && k == VK_K_WKV7_LORA)
+            continue; /* an optional kernel: vk_kernel_available() says no */
         if (n > d->lim.max_bindings)
             return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "vulkan: kernels need %u storage buffers per stage, the "
                              "device allows %u", n, d->lim.max_bindings);
         if (d->set_layouts[n])
             continue;
-        VkDescriptorSetLayoutBinding b[16];
+        VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS];
         for (uint32_t i = 0; i < n; i++)
             b[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
                                                   NULL};
@@ -227,7 +235,7 @@ void vk_pipelines_free(struct vk_dev *d)
         vkDestroyPipelineCache(d->device, d->cache, NULL);
         d->cache = VK_NULL_HANDLE;
     }
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i <= VK_MAX_BINDINGS; i++) {
         if (d->layouts[i])
             vkDestroyPipelineLayout(d->device, d->layouts[i], NULL);
         if (d->set_layouts[i])

@@ -1,0 +1,177 @@
+#version 450
+// WKV7 for chunks whose every segment is one token (generation, one or many sequences): the math of
+// wkv7.comp for a single step, laid out for memory rather than for a long recurrence. A workgroup of
+// 4 N invocations per (segment, head); invocation 4 i + q owns keys [q N/4, (q+1) N/4) of value row i
+// of S[value][key], so that a subgroup reads and writes whole contiguous rows (16-byte accesses), and
+// a row's sums over its keys are finished by two shuffles inside each group of four lanes.
+//   kk = L2norm(k * k_k); k' = k * (1 + (a - 1) * k_a)
+//   S[i][j] = S[i][j] w[j] - (sum_j' S[i][j'] kk[j']) kk[j] a[j] + v[i] k'[j];  y[i] = sum_j S[i][j] r[j]
+//   out = (GroupNorm(y) * ln_w + ln_b + (sum_j r[j] k'[j] r_k[j]) v) * g
+// in0 r, in1 w, in2 k, in3 v, in4 a, in5 g; w0 k_k, w1 k_a, w2 r_k, w3 ln_x.weight, w4 ln_x.bias.
+// Needs N % 16 == 0, 4 N invocations and subgroup shuffles (vk_backend.c checks).
+//
+// With LORA, the kernel also performs the four LoRA up-projections that the program runs before WKV7
+// (so that a generation step has one stage less): from the hidden vectors (bindings 14-17: after
+// tanh, as is, after sigmoid, as is) and the matrices w2, a2, g2, v2 [C][D] (18-21, F16 with W_F16)
+// with biases w0, a0, v0 (22-24):
+//   w = exp(-e^-0.5 sigmoid(w0 + w2 tw)), a = sigmoid(a0 + a2 ta), g = g2 tg,
+//   v = v + (v_first - v) sigmoid(v0 + v2 tv) (binding 25: v_first; without a v LoRA, v as is).
+// The bindings of w, a and g (2, 5, 6) are then not read. D of each (in pc.k, pc.row0, pc.nrows,
+// pc.act; 0 for no v LoRA) is a multiple of 8: the four invocations of a channel share its rows'
+// 16-byte blocks.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#include "subgroup.glsl"
+
+layout(constant_id = 0) const uint WG = 256; // 4 x the head size
+layout(local_size_x_id = 0) in;
+const uint N = WG / 4u;
+
+#include "common.glsl"
+#include "reduce.glsl"
+WG_SUM_OF(vec2, wg_sum2, red2_sh)
+layout(std430, binding = 0) writeonly buffer OutBuf { float y[]; };
+layout(std430, binding = 1) readonly buffer RBuf { float rv[]; };
+layout(std430, binding = 2) readonly buffer WBuf { float wv[]; };
+layout(std430, binding = 3) readonly buffer KBuf { float kv[]; };
+layout(std430, binding = 4) readonly buffer VBuf { float vv[]; };
+layout(std430, binding = 5) readonly buffer ABuf { float av[]; };
+layout(std430, binding = 6) readonly buffer GBuf { float gv[]; };
+layout(std430, binding = 7) readonly buffer KkBuf { float k_k[]; };
+layout(std430, binding = 8) readonly buffer KaBuf { float k_a[]; };
+layout(std430, binding = 9) readonly buffer RkBuf { float r_k[]; };
+layout(std430, binding = 10) readonly buffer LnwBuf { float lnw[]; };
+layout(std430, binding = 11) readonly buffer LnbBuf { float lnb[]; };
+layout(std430, binding = 12) buffer StateBuf { vec4 st4[]; };
+#define CHUNK_BINDING 13
+#include "chunk.glsl"
+#ifdef LORA
+layout(std430, binding = 14) readonly buffer TwBuf { vec4 tw4[]; };
+layout(std430, binding = 15) readonly buffer TaBuf { vec4 ta4[]; };
+layout(std430, binding = 16) readonly buffer TgBuf { vec4 tg4[]; };
+layout(std430, binding = 17) readonly buffer TvBuf { vec4 tv4[]; };
+#ifdef W_F16
+#define MAT uvec4
+#else
+#define MAT vec4
+#endif
+layout(std430, binding = 18) readonly buffer W2Buf { MAT w2[]; };
+layout(std430, binding = 19) readonly buffer A2Buf { MAT a2[]; };
+layout(std430, binding = 20) readonly buffer G2Buf { MAT g2[]; };
+layout(std430, binding = 21) readonly buffer V2Buf { MAT v2[]; };
+layout(std430, binding = 22) readonly buffer W0Buf { float w0[]; };
+layout(std430, binding = 23) readonly buffer A0Buf { float a0[]; };
+layout(std430, binding = 24) readonly buffer V0Buf { float v0[]; };
+layout(std430, binding = 25) readonly buffer VfBuf { float vfirst[]; };
+
+// Elements 8 b .. 8 b + 7 of the hidden row (vec4 pairs) dotted with block b of a matrix row.
+#ifdef W_F16
+#define BLOCK_DOT(M, H, mb, hb) \
+    (dot(vec4(unpackHalf2x16(M[mb].x), unpackHalf2x16(M[mb].y)), H[hb]) + \
+     dot(vec4(unpackHalf2x16(M[mb].z), unpackHalf2x16(M[mb].w)), H[hb + 1u]))
+#else
+#define BLOCK_DOT(M, H, mb, hb) (dot(M[2u * (mb)], H[hb]) + dot(M[2u * (mb) + 1u], H[hb + 1u]))
+#endif
+// This invocation's share (blocks q, q + 4, ...) of row c of M [C][D] dotted with hidden row t.
+#define LORA_PART(M, H, D, c, t, q, out)                                         \
+    {                                                                            \
+        uint nb = (D) >> 3, mrow = (c) * nb, hrow = ((t) * (D)) >> 2;            \
+        out = 0.0;                                                               \
+        for (uint b = (q); b < nb; b += 4u)                                      \
+            out += BLOCK_DOT(M, H, mrow + b, hrow + 2u * b);                     \
+    }
+#endif
+
+const uint Q4 = N / 16u; // vec4s of keys per invocation
+shared vec4 skk[N / 4u], sab[N / 4u], skb[N / 4u], sw[N / 4u], sr[N / 4u];
+shared float sv[N], sg[N], sy[N];
+
+#define PUT4(A, J, V) A[(J) / 4u][(J) % 4u] = (V)
+
+// The sum over the four lanes that share a row.
+float quad_sum(float v)
+{
+    v += subgroupShuffleXor(v, 1u);
+    return v + subgroupShuffleXor(v, 2u);
+}
+
+void main()
+{
+    uint tid = gl_LocalInvocationID.x, i = tid >> 2, q = tid & 3u;
+    uint jobs = pc.n_seg * pc.heads;
+    for (uint job = gl_WorkGroupID.x; job < jobs; job += gl_NumWorkGroups.x) {
+        uint s = job / pc.heads, h = job % pc.heads;
+        if (ck_seg_len(s) == 0u) // uniform: nothing to do (the planner sends none such)
+            continue;
+        uint t = ck_seg_start(s);
+        // the row slice first: its loads are in flight while the vectors are made
+        uint base4 = (ck_seg_slot(s) * pc.state_stride + pc.state_off + (h * N + i) * N + q * (N / 4u)) >> 2;
+        vec4 S[Q4];
+        [[unroll]] for (uint u = 0u; u < Q4; u++)
+            S[u] = st4[base4 + u];
+        // A: channel i's vectors (made by its four invocations, kept by the first), their sums over
+        // the head
+        uint c = h * N + i;
+        float k = kv[in_at(2u, t, c)], r = rv[in_at(0u, t, c)], vc = vv[in_at(3u, t, c)];
+#ifdef LORA
+        float dw, da, dg, dv = 0.0;
+        LORA_PART(w2, tw4, pc.k, c, t, q, dw);
+        LORA_PART(a2, ta4, pc.row0, c, t, q, da);
+        LORA_PART(g2, tg4, pc.nrows, c, t, q, dg);
+        if (pc.act != 0u)
+            LORA_PART(v2, tv4, pc.act, c, t, q, dv);
+        dw = quad_sum(dw);
+        da = quad_sum(da);
+        dg = quad_sum(dg);
+        dv = quad_sum(dv);
+        float wc = act_apply(6u, dw + w0[c]), a = act_apply(1u, da + a0[c]), gc = dg;
+        if (pc.act != 0u)
+            vc += (vfirst[t * pc.heads * N + c] - vc) * act_apply(1u, dv + v0[c]);
+#else
+        float wc = wv[in_at(1u, t, c)], a = av[in_at(4u, t, c)], gc = gv[in_at(5u, t, c)];
+#endif
+        float kk = k * k_k[c], kb = k * (1.0 + (a - 1.0) * k_a[c]);
+        vec2 part = vec2(0.0);
+        if (q == 0u) {
+            PUT4(skb, i, kb);
+            PUT4(sw, i, wc);
+            PUT4(sr, i, r);
+            sv[i] = vc;
+            sg[i] = gc;
+            part = vec2(kk * kk, r * kb * r_k[c]);
+        }
+        vec2 sums = wg_sum2(part); // its barriers also publish the shared writes above
+        if (q == 0u) {
+            kk *= 1.0 / max(sqrt(sums.x), 1e-12);
+            PUT4(skk, i, kk);
+            PUT4(sab, i, kk * a);
+        }
+        barrier();
+        // B: the state update of this invocation's keys, and its share of y
+        uint j4 = q * Q4;
+        vec4 sa4 = vec4(0.0);
+        [[unroll]] for (uint u = 0u; u < Q4; u++)
+            sa4 -= S[u] * skk[j4 + u];
+        float sa = quad_sum((sa4.x + sa4.y) + (sa4.z + sa4.w)), vi = sv[i];
+        vec4 acc4 = vec4(0.0);
+        [[unroll]] for (uint u = 0u; u < Q4; u++) {
+            S[u] = S[u] * sw[j4 + u] + sa * sab[j4 + u] + vi * skb[j4 + u];
+            acc4 += S[u] * sr[j4 + u];
+            st4[base4 + u] = S[u];
+        }
+        float yi = quad_sum((acc4.x + acc4.y) + (acc4.z + acc4.w));
+        if (q == 0u)
+            sy[i] = yi;
+        barrier();
+        // C: GroupNorm over the head (two passes, as the CPU), bonus and gate
+        float yv = tid < N ? sy[tid] : 0.0;
+        float mean = wg_sum2(vec2(yv, 0.0)).x / float(N), d = tid < N ? yv - mean : 0.0;
+        float inv = 1.0 / sqrt(wg_sum2(vec2(d * d, 0.0)).x / float(N) + pc.eps);
+        if (tid < N) {
+            uint co = h * N + tid;
+            y[out_at(t, co)] = (d * inv * lnw[co] + lnb[co] + sums.y * sv[tid]) * sg[tid];
+        }
+        barrier(); // C's reads are done before the next job's A writes
+    }
+}
