@@ -15,7 +15,8 @@ struct rwkv_chunk {
     const int32_t *tokens;    /* [T], checked < n_vocab */
     int n_seg;
     const int32_t *seg_slot;  /* [n_seg] state slot of each segment (distinct) */
-    const int32_t *seg_start; /* [n_seg] first token index */
+    const int32_t *seg_start; /* [n_seg] first token index: segments in token order, back to back (the
+                               * Vulkan kernels rely on it: T == n_seg means token s is segment s) */
     const int32_t *seg_len;   /* [n_seg] >= 1 */
     int n_out;                /* R: logits rows requested (0 allowed) */
     const int32_t *out_rows;  /* [R] token indices, increasing */

@@ -146,6 +146,7 @@ static void fill_push(const struct recorder *r, int o, int part, uint32_t rows, 
     pc->heads = (uint32_t)op->heads;
     pc->head_size = (uint32_t)op->head_size;
     pc->n_seg = (uint32_t)r->chunk->n_seg;
+    pc->chunk_tokens = (uint32_t)r->chunk->n_tokens;
     pc->out_base = out_base;
     const struct vk_op_kernel *ok = &r->vm->ok[o];
     if (ok->kernel == VK_K_NORMMIX)
@@ -277,7 +278,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
     int one = r->chunk->n_tokens == r->chunk->n_seg; /* every segment one token */
-    if (one && ok->absorbed_by >= 0)
+    if (one && r->chunk->n_seg <= VK_LORA_MAX_SEG && ok->absorbed_by >= 0)
         return; /* the WKV7_LORA dispatch performs it */
     struct vk_push pc;
     fill_push(r, dp->op, dp->part, rows, out_base, &pc);
@@ -289,7 +290,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         variant = mm_variant(r->d, ok, rows, pc.nrows);
         kernel = mm_kernel(variant);
         pipe = ok->mm[variant];
-    } else if (kernel == VK_K_WKV7 && one && ok->lora) {
+    } else if (kernel == VK_K_WKV7 && one && ok->lora && r->chunk->n_seg <= VK_LORA_MAX_SEG) {
         kernel = VK_K_WKV7_LORA;
         pipe = ok->lora;
         set = dp->set_lora;
@@ -557,6 +558,9 @@ void vk_exec_free(struct rwkv_state *s)
     struct vk_dev *d = s->model->device->priv;
     for (int i = 0; i < VK_RECS; i++)
         vk_cmd_free(d, &vs->recs[i].cmd);
+    if (vs->copy_pool)
+        rwkv_pool_free(vs->copy_pool);
+    vs->copy_pool = NULL;
     struct vk_prof *p = vs->prof;
     if (p) {
         prof_print(s, p);
@@ -567,6 +571,23 @@ void vk_exec_free(struct rwkv_state *s)
         free(p);
         vs->prof = NULL;
     }
+}
+
+/* The logits rows from the readback buffer into the caller's rows; thread `index` of `count` takes
+ * its share of the rows (a large batch reads back tens of MB: one thread copies ~5-10 GB/s). */
+struct rows_copy {
+    float *const *rows;
+    const float *down;
+    size_t V;
+    int n;
+};
+
+static void copy_rows(void *ctx, int index, int count)
+{
+    const struct rows_copy *c = ctx;
+    int k0 = (int)((long)c->n * index / count), k1 = (int)((long)c->n * (index + 1) / count);
+    for (int k = k0; k < k1; k++)
+        memcpy(c->rows[k], c->down + (size_t)k * c->V, c->V * sizeof(float));
 }
 
 rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows, struct rwkv_error *err)
@@ -606,10 +627,14 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
         return st;
     }
     const struct rwkv_program *p = &m->program;
-    size_t V = (size_t)p->buffers[p->logits_buf].width;
-    const float *down = vs->down.blocks[0].mapped;
-    for (int k = 0; k < chunk->n_out; k++)
-        memcpy(rows[k], down + (size_t)k * V, V * sizeof(float));
+    struct rows_copy rc = {rows, vs->down.blocks[0].mapped, (size_t)p->buffers[p->logits_buf].width, chunk->n_out};
+    if ((size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES && !vs->copy_pool &&
+        !vs->copy_pool_failed && rwkv_pool_new(rwkv_cpu_count() < 8 ? rwkv_cpu_count() : 8, &vs->copy_pool, err))
+        vs->copy_pool_failed = 1; /* then one thread copies */
+    if (vs->copy_pool && (size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES)
+        rwkv_pool_run(vs->copy_pool, copy_rows, &rc);
+    else
+        copy_rows(&rc, 0, 1);
     if (vs->prof)
         st = prof_collect(d, vs->prof, chunk->n_tokens, 1e9 * (rwkv_time_seconds() - t0), 1e9 * wait, err);
     return st;

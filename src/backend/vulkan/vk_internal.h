@@ -238,6 +238,7 @@ struct vk_push {
     uint32_t out_base;      /* per-output tile: its first logits row */
     uint32_t state_stride;  /* floats per slot in the state region */
     uint32_t state_off;     /* the op's first float within its region's slot */
+    uint32_t chunk_tokens;  /* the chunk's tokens (shaders/chunk.glsl derives the table's offsets) */
 };
 
 /* 128 bytes is the least maxPushConstantsSize a device may have */
@@ -255,6 +256,9 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 #define VK_MATMUL_ROWS 4 /* output rows per workgroup */
 #define VK_MATMUL_TOK 4  /* tokens per tile; a workgroup walks all the chunk's tiles */
 #define VK_GEMV_SUBGROUPS 4 /* per workgroup; they split K (gemv.comp) */
+#define VK_COPY_PARALLEL_BYTES ((size_t)4 << 20) /* logits readbacks from this size copied by threads */
+#define VK_LORA_MAX_SEG 8 /* WKV7_LORA up to this many one-token segments (each reads the LoRA matrices
+                           * of its heads: beyond, the projections' own dispatches read them once) */
 #define VK_GEMV_MAX_T 15 /* GEMV up to this many tokens (4 per pass), GEMM from the next */
 #define VK_GEMM_TILE 64  /* GEMM: 64 tokens x 64 rows per workgroup of 256 */
 #define VK_WG_GEMM 256
@@ -406,6 +410,8 @@ struct vk_state {
     struct vk_rec recs[VK_RECS];
     unsigned long uses;
     struct vk_prof *prof;      /* RWKV_VK_PROFILE only */
+    struct rwkv_pool *copy_pool; /* threads copying large readbacks out (made on first need) */
+    int copy_pool_failed;
 };
 
 /* The pool holding the chunk table: `table` where the host writes it into device memory directly. */

@@ -20,6 +20,7 @@ layout(push_constant) uniform Push {
     uint out_base;    // per-output tile: first logits row
     uint state_stride;// floats per slot in the state region
     uint state_off;   // the op's first float in its region's slot
+    uint chunk_tokens;// tokens of the chunk (rows is a per-output tile's rows in the per-output ops)
 } pc;
 
 bool has_in(uint i) { return (pc.flags & (1u << i)) != 0u; }

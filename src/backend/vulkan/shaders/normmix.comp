@@ -68,7 +68,10 @@ void main()
             v[i] = vec2(tid + i * WG < C ? x[in_at(0u, t, c)] : 0.0);
         }
         uint p = t, seg = 0u, start = t, si = 0u;
-        if (shift_on()) {
+        if (shift_on() && ck_one_token()) { // token t is segment t, alone
+            seg = t;
+            si = ck_seg_slot(seg) * pc.state_stride + pc.state_off;
+        } else if (shift_on()) {
             seg = ck_tok_seg(t);
             start = ck_seg_start(seg);
             p = t == start ? start + ck_seg_len(seg) - 1u : t - 1u;

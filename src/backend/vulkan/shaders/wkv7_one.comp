@@ -73,13 +73,18 @@ layout(std430, binding = 25) readonly buffer VfBuf { float vfirst[]; };
 #else
 #define BLOCK_DOT(M, H, mb, hb) (dot(M[2u * (mb)], H[hb]) + dot(M[2u * (mb) + 1u], H[hb + 1u]))
 #endif
-// This invocation's share (blocks q, q + 4, ...) of row c of M [C][D] dotted with hidden row t.
-#define LORA_PART(M, H, D, c, t, q, out)                                         \
-    {                                                                            \
-        uint nb = (D) >> 3, mrow = (c) * nb, hrow = ((t) * (D)) >> 2;            \
-        out = 0.0;                                                               \
-        for (uint b = (q); b < nb; b += 4u)                                      \
-            out += BLOCK_DOT(M, H, mrow + b, hrow + 2u * b);                     \
+// This invocation's share (blocks q, q + 4, ...) of row c of M [C][D] dotted with hidden row t, four
+// blocks per pass with their loads issued together (a block past the end repeats the last, times 0).
+#define LORA_PART(M, H, D, c, t, q, out)                                              \
+    {                                                                                 \
+        uint nb = (D) >> 3, mrow = (c) * nb, hrow = ((t) * (D)) >> 2;                 \
+        out = 0.0;                                                                    \
+        for (uint b0 = (q); b0 < nb; b0 += 16u) {                                     \
+            [[unroll]] for (uint u = 0u; u < 4u; u++) {                               \
+                uint b = min(b0 + 4u * u, nb - 1u);                                   \
+                out += (b0 + 4u * u < nb ? 1.0 : 0.0) * BLOCK_DOT(M, H, mrow + b, hrow + 2u * b); \
+            }                                                                         \
+        }                                                                             \
     }
 #endif
 
@@ -102,9 +107,7 @@ void main()
     uint jobs = pc.n_seg * pc.heads;
     for (uint job = gl_WorkGroupID.x; job < jobs; job += gl_NumWorkGroups.x) {
         uint s = job / pc.heads, h = job % pc.heads;
-        if (ck_seg_len(s) == 0u) // uniform: nothing to do (the planner sends none such)
-            continue;
-        uint t = ck_seg_start(s);
+        uint t = s; // one token per segment: token s (the kernel runs only for such chunks)
         // the row slice first: its loads are in flight while the vectors are made
         uint base4 = (ck_seg_slot(s) * pc.state_stride + pc.state_off + (h * N + i) * N + q * (N / 4u)) >> 2;
         vec4 S[Q4];
