@@ -33,9 +33,9 @@ static double rel_diff(const float *a, const float *b, size_t n)
 
 struct seqs {
     int n;
-    const int32_t *tok[8];
-    size_t len[8];
-    enum rwkv_output mode[8];
+    const int32_t *tok[12];
+    size_t len[12];
+    enum rwkv_output mode[12];
 };
 
 /* Rows of logits slot i produces under its mode. */
@@ -58,7 +58,7 @@ static int run_seqs(struct rwkv_model *m, int chunk, const struct seqs *q, float
         CHECK_MSG(0, "%s", err.message);
         return 1;
     }
-    struct rwkv_slot_io io[8];
+    struct rwkv_slot_io io[12];
     memset(io, 0, sizeof io);
     size_t row = 0;
     for (int i = 0; i < q->n; i++) {
@@ -474,10 +474,13 @@ static void test_batched(const char *model_rel)
     if (!m)
         return;
     size_t V = (size_t)rwkv_model_get_info(m)->n_vocab;
-    static const char *const text[3] = {"The quick", "jumps over the dog.", "in"};
-    struct seqs all = {3, {0}, {0}, {RWKV_OUTPUT_ALL, RWKV_OUTPUT_ALL, RWKV_OUTPUT_ALL}};
-    int32_t tok[3][64];
-    for (int i = 0; i < 3; i++) {
+    /* 12 slots: chunks of one token per slot have more segments than VK_LORA_MAX_SEG */
+    static const char *const text[12] = {"The quick", "jumps over the dog.", "in", "a", "brown fox", "lazy",
+                                         "Once upon", "a time", "there", "was", "nothing.", "Then"};
+    struct seqs all = {12, {0}, {0}, {0}};
+    int32_t tok[12][64];
+    for (int i = 0; i < 12; i++) {
+        all.mode[i] = RWKV_OUTPUT_ALL;
         all.len[i] = strlen(text[i]);
         for (size_t k = 0; k < all.len[i]; k++)
             tok[i][k] = (unsigned char)text[i][k];
@@ -486,19 +489,19 @@ static void test_batched(const char *model_rel)
     size_t R = total_rows(&all);
     float *alone = malloc(R * V * sizeof *alone), *batch = malloc(R * V * sizeof *batch);
     size_t row = 0;
-    for (int i = 0; i < 3 && alone; i++) {
+    for (int i = 0; i < 12 && alone; i++) {
         struct seqs one = {1, {tok[i]}, {all.len[i]}, {RWKV_OUTPUT_ALL}};
         run_seqs(m, 64, &one, alone + row * V, NULL);
         row += all.len[i];
     }
-    static const int chunks[3] = {1, 7, 64};
-    for (int k = 0; k < 3 && alone && batch; k++) {
+    static const int chunks[4] = {1, 7, 12, 64};
+    for (int k = 0; k < 4 && alone && batch; k++) {
         if (run_seqs(m, chunks[k], &all, batch, NULL))
             break;
         /* relative: the chunk's token count picks the matmul kernel (GEMV, fp32 or tensor-core tiles),
          * whose sums round differently */
         double d = rel_diff(batch, alone, R * V);
-        CHECK_MSG(d <= 1e-5, "%s: 3 slots, chunk %d: diff %g from each sequence alone", model_rel, chunks[k], d);
+        CHECK_MSG(d <= 1e-5, "%s: 12 slots, chunk %d: diff %g from each sequence alone", model_rel, chunks[k], d);
         fprintf(stderr, "  batched %s chunk %2d: max |diff| / (1 + |alone|) %.3g\n", model_rel, chunks[k], d);
     }
     free(alone);
@@ -635,6 +638,15 @@ int main(void)
         rwkv_device_free(copy);
     }
     test_coopmat_modes();
+    /* one-token chunks: the one-token WKV7 kernel without the LoRA fusion, and the general kernel */
+    static const char *const one_modes[2][2] = {{"nolora", "one-token WKV7 without LoRA: "}, {"0", "WKV7 general: "}};
+    for (int i = 0; i < 2; i++) {
+        struct rwkv_device *dev = open_with_env("RWKV_VK_WKV7_ONE", one_modes[i][0]);
+        if (dev) {
+            compare_cpu(dev, ALIGNED_DIMS, one_modes[i][1], 4);
+            rwkv_device_free(dev);
+        }
+    }
 
     fprintf(stderr, "batching and state:\n");
     test_batched("models/tiny-rwkv-7v0-834K.st");

@@ -195,7 +195,7 @@ static int lora_up(const struct rwkv_model *m, const struct vk_model *vm, int fr
         int D = mm->in[0].width;
         const struct vk_tensor *t = &vm->w[mm->w[0]];
         if (mm->act != act || (mm->w[1] >= 0) != bias || mm->accumulate || !whole(p, mm->in[0], D) || D % 8 ||
-            t->n_parts != 1 || t->dtype != dt || t->cols != (uint32_t)D || vm->ok[o].group_end < 0)
+            D > 1024 || t->n_parts != 1 || t->dtype != dt || t->cols != (uint32_t)D || vm->ok[o].group_end < 0)
             return -1;
         return o;
     }
@@ -583,7 +583,9 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             if (fits && vk_kernel_available(d, VK_K_WKV7_ONE, dt) &&
                 (st = vk_pipeline_get(d, VK_K_WKV7_ONE, dt, one, &ok->one, err)))
                 return st;
-            if (fits && ok->one && plan_wkv7_lora(m, vm, o, &ldt) && vk_kernel_available(d, VK_K_WKV7_LORA, ldt)) {
+            if (fits && ok->one && d->wkv7_one == 2 && plan_wkv7_lora(m, vm, o, &ldt) && vk_kernel_available(d, VK_K_WKV7_LORA, ldt)) {
+                for (int j = 0; j < 4; j++) /* the hidden sizes: loops of constant length */
+                    one[1 + j] = ok->lora_ops[j] >= 0 ? (uint32_t)m->program.ops[ok->lora_ops[j]].in[0].width : 0;
                 if ((st = vk_pipeline_get(d, VK_K_WKV7_LORA, ldt, one, &ok->lora, err)))
                     return st;
                 for (int j = 0; j < 4; j++)

@@ -251,26 +251,19 @@ static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_pus
                  rwkv_op_name(op->kind));
 }
 
-/* WKV7_LORA: the buffers its absorbed projections read (hidden vectors, v_first), and their sizes in
- * the push constants (wkv7_one.comp). */
-static uint64_t lora_push(const struct recorder *r, const struct vk_op_kernel *ok, struct vk_push *pc)
+/* WKV7_LORA: the buffers its absorbed projections read (hidden vectors, v_first). */
+static uint64_t lora_reads(const struct recorder *r, const struct vk_op_kernel *ok)
 {
     const struct rwkv_program *p = &r->m->program;
-    uint32_t dim[4] = {0, 0, 0, 0};
     uint64_t rd = 0;
     for (int j = 0; j < 4; j++) {
         int o = ok->lora_ops[j];
         if (o < 0)
             continue;
-        dim[j] = (uint32_t)p->ops[o].in[0].width;
         rd |= buf_bit(p->ops[o].in[0].buf);
         if (r->vm->ok[o].lerp_op[0] >= 0)
             rd |= buf_bit(p->ops[r->vm->ok[o].lerp_op[0]].in[1].buf);
     }
-    pc->k = dim[0];
-    pc->row0 = dim[1];
-    pc->nrows = dim[2];
-    pc->act = dim[3];
     return rd;
 }
 
@@ -294,7 +287,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         kernel = VK_K_WKV7_LORA;
         pipe = ok->lora;
         set = dp->set_lora;
-        extra = lora_push(r, ok, &pc);
+        extra = lora_reads(r, ok);
     } else if (kernel == VK_K_WKV7 && one && ok->one) {
         kernel = VK_K_WKV7_ONE;
         pipe = ok->one;

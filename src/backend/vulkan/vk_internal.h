@@ -85,7 +85,8 @@ struct vk_dev {
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
-    int wkv7_one;           /* env RWKV_VK_WKV7_ONE=0 turns the one-token WKV7 kernel off (tests) */
+    int wkv7_one;           /* one-token WKV7: 2 with the LoRA fusion, 1 without (env RWKV_VK_WKV7_ONE=nolora),
+                             * 0 off (=0) */
 };
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err);

@@ -16,15 +16,19 @@
 // with biases w0, a0, v0 (22-24):
 //   w = exp(-e^-0.5 sigmoid(w0 + w2 tw)), a = sigmoid(a0 + a2 ta), g = g2 tg,
 //   v = v + (v_first - v) sigmoid(v0 + v2 tv) (binding 25: v_first; without a v LoRA, v as is).
-// The bindings of w, a and g (2, 5, 6) are then not read. D of each (in pc.k, pc.row0, pc.nrows,
-// pc.act; 0 for no v LoRA) is a multiple of 8: the four invocations of a channel share its rows'
-// 16-byte blocks.
+// The bindings of w, a and g (2, 5, 6) are then not read. D of each (spec constants 1-4; 0 for no v
+// LoRA) is a multiple of 8: the four invocations of a channel share its rows' 16-byte blocks, in
+// loops of constant length that the compiler unrolls, all loads issued up front.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #include "subgroup.glsl"
 
 layout(constant_id = 0) const uint WG = 256; // 4 x the head size
+layout(constant_id = 1) const uint DW = 64;   // LORA: the hidden sizes of w, a, g and v (0: none)
+layout(constant_id = 2) const uint DA = 64;
+layout(constant_id = 3) const uint DG = 128;
+layout(constant_id = 4) const uint DV = 32;
 layout(local_size_x_id = 0) in;
 const uint N = WG / 4u;
 
@@ -73,17 +77,16 @@ layout(std430, binding = 25) readonly buffer VfBuf { float vfirst[]; };
 #else
 #define BLOCK_DOT(M, H, mb, hb) (dot(M[2u * (mb)], H[hb]) + dot(M[2u * (mb) + 1u], H[hb + 1u]))
 #endif
-// This invocation's share (blocks q, q + 4, ...) of row c of M [C][D] dotted with hidden row t, four
-// blocks per pass with their loads issued together (a block past the end repeats the last, times 0).
+// This invocation's share (blocks q, q + 4, ...) of row c of M [C][D] dotted with hidden row t (a
+// block past the end repeats the last, times 0).
 #define LORA_PART(M, H, D, c, t, q, out)                                              \
     {                                                                                 \
-        uint nb = (D) >> 3, mrow = (c) * nb, hrow = ((t) * (D)) >> 2;                 \
+        const uint nb = (D) >> 3;                                                     \
+        uint mrow = (c) * nb, hrow = ((t) * (D)) >> 2;                                \
         out = 0.0;                                                                    \
-        for (uint b0 = (q); b0 < nb; b0 += 16u) {                                     \
-            [[unroll]] for (uint u = 0u; u < 4u; u++) {                               \
-                uint b = min(b0 + 4u * u, nb - 1u);                                   \
-                out += (b0 + 4u * u < nb ? 1.0 : 0.0) * BLOCK_DOT(M, H, mrow + b, hrow + 2u * b); \
-            }                                                                         \
+        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                       \
+            uint b = min((q) + 4u * u, nb - 1u);                                      \
+            out += ((q) + 4u * u < nb ? 1.0 : 0.0) * BLOCK_DOT(M, H, mrow + b, hrow + 2u * b); \
         }                                                                             \
     }
 #endif
@@ -119,17 +122,17 @@ void main()
         float k = kv[in_at(2u, t, c)], r = rv[in_at(0u, t, c)], vc = vv[in_at(3u, t, c)];
 #ifdef LORA
         float dw, da, dg, dv = 0.0;
-        LORA_PART(w2, tw4, pc.k, c, t, q, dw);
-        LORA_PART(a2, ta4, pc.row0, c, t, q, da);
-        LORA_PART(g2, tg4, pc.nrows, c, t, q, dg);
-        if (pc.act != 0u)
-            LORA_PART(v2, tv4, pc.act, c, t, q, dv);
+        LORA_PART(w2, tw4, DW, c, t, q, dw);
+        LORA_PART(a2, ta4, DA, c, t, q, da);
+        LORA_PART(g2, tg4, DG, c, t, q, dg);
+        if (DV != 0u)
+            LORA_PART(v2, tv4, DV, c, t, q, dv);
         dw = quad_sum(dw);
         da = quad_sum(da);
         dg = quad_sum(dg);
         dv = quad_sum(dv);
         float wc = act_apply(6u, dw + w0[c]), a = act_apply(1u, da + a0[c]), gc = dg;
-        if (pc.act != 0u)
+        if (DV != 0u)
             vc += (vfirst[t * pc.heads * N + c] - vc) * act_apply(1u, dv + v0[c]);
 #else
         float wc = wv[in_at(1u, t, c)], a = av[in_at(4u, t, c)], gc = gv[in_at(5u, t, c)];
