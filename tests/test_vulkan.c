@@ -446,8 +446,9 @@ static void test_coopmat_modes(void)
     static const struct {
         const char *env, *value, *label;
         double tol;
-    } modes[5] = {
+    } modes[6] = {
         {"RWKV_VK_CM_TILE", "128", "coopmat 128x128 tiles: ", 1e-4},
+        {"RWKV_VK_CM_DB", "1", "coopmat two shared-memory stages: ", 1e-4},
         {"RWKV_VK_CM_TILE", "32", "coopmat 32x32 tiles: ", 1e-4},
         {"RWKV_VK_COOPMAT", "fallback", "coopmat fp32 fallback: ", 1e-4},
         {"RWKV_VK_COOPMAT", "fp16", "coopmat fp16 activations: ", 3e-2},
@@ -457,7 +458,7 @@ static void test_coopmat_modes(void)
         fprintf(stderr, "  (no cooperative-matrix kernel on this device)\n");
         return;
     }
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         struct rwkv_device *dev = open_with_env(modes[i].env, modes[i].value);
         if (dev) {
             compare_cpu_tol(dev, ALIGNED_DIMS, modes[i].label, 1, modes[i].tol);
@@ -501,7 +502,7 @@ static void test_batched(const char *model_rel)
         /* relative: the chunk's token count picks the matmul kernel (GEMV, fp32 or tensor-core tiles),
          * whose sums round differently */
         double d = rel_diff(batch, alone, R * V);
-        CHECK_MSG(d <= 1e-5, "%s: 12 slots, chunk %d: diff %g from each sequence alone", model_rel, chunks[k], d);
+        CHECK_MSG(d <= 5e-5, "%s: 12 slots, chunk %d: diff %g from each sequence alone", model_rel, chunks[k], d);
         fprintf(stderr, "  batched %s chunk %2d: max |diff| / (1 + |alone|) %.3g\n", model_rel, chunks[k], d);
     }
     free(alone);

@@ -521,8 +521,14 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
             spec[2] = t->tn;
             spec[3] = t->wm;
             spec[4] = t->wn;
-            spec[5] = (d->feat.coopmat != VK_COOPMAT_FP16) | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1;
-            spec[6] = t->tk;
+            uint32_t split = d->feat.coopmat != VK_COOPMAT_FP16, tk = d->cm_tk ? (uint32_t)d->cm_tk : t->tk;
+            spec[5] = split | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1 | (uint32_t)(d->cm_db != 0) << 2;
+            spec[6] = tk;
+            /* shared memory (gemm_cm.comp): A (twice when split) and B slices of TK + 8 halfs per row, per
+             * stage; an override too large for the device leaves the variant out */
+            size_t stage = ((1 + split) * t->tm + t->tn) * (size_t)(tk + 8) * 2;
+            if (stage * (1 + (d->cm_db != 0)) + 16 > d->lim.max_shared || tk % 16 != 0)
+                continue;
             break;
         }
         }

@@ -82,6 +82,7 @@ struct vk_dev {
     int lost;               /* VK_ERROR_DEVICE_LOST seen: every later call fails */
     int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
     int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
+    int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */

@@ -22,7 +22,8 @@ layout(constant_id = 1) const uint TM = 128; // tokens per tile
 layout(constant_id = 2) const uint TN = 128; // rows per tile
 layout(constant_id = 3) const uint WM = 2;   // warps along the tokens
 layout(constant_id = 4) const uint WN = 4;   // warps along the rows
-layout(constant_id = 5) const uint MODE = 1;  // bit 0: SPLIT; bit 1: every tile takes the fp32 path (tests)
+layout(constant_id = 5) const uint MODE = 1;  // bit 0: SPLIT; bit 1: every tile takes the fp32 path (tests);
+                                             // bit 2: two shared-memory stages (one barrier per slice)
 layout(constant_id = 6) const uint TK = 32;   // K per shared-memory slice (a multiple of 16)
 const uint SPLIT = MODE & 1u;
 layout(local_size_x_id = 0) in;
@@ -45,8 +46,10 @@ const uint UNITS = TK / 8u;          // uvec4 units per staged row
 const uint AU = TM * UNITS / WG;     // units per invocation and slice
 const uint BU = TN * UNITS / WG;
 const uint CLD = 20u;                // epilogue staging row: 16 floats + 4 of padding
+const uint STAGE = B_W + TN * LD4;    // one slice's tiles
+const uint NBUF = 1u + ((MODE >> 2) & 1u);
 // the slices, then (reused) each warp's 16 x 16 epilogue staging
-shared uvec4 sh[B_W + TN * LD4];
+shared uvec4 sh[STAGE * NBUF];
 shared uint bad;                     // this tile's x leaves the F16 range
 
 vec4 xa[AU][2];                      // the next slice in registers
@@ -73,7 +76,7 @@ uvec2 pack4(f16vec4 h)
     return uvec2(packFloat2x16(h.xy), packFloat2x16(h.zw));
 }
 
-void store_slice()
+void store_slice(uint s0)
 {
     uint tid = gl_LocalInvocationID.x;
     [[unroll]] for (uint u = 0u; u < AU; u++) {
@@ -86,15 +89,15 @@ void store_slice()
             // x - hi is exact in fp32; its rounding to F16 costs 11 more bits below hi's
             vec4 h0 = uintBitsToFloat(floatBitsToUint(v0) & 0xffffe000u);
             vec4 h1 = uintBitsToFloat(floatBitsToUint(v1) & 0xffffe000u);
-            sh[A_LO + at] = uvec4(pack4(f16vec4(v0 - h0)), pack4(f16vec4(v1 - h1)));
+            sh[s0 + A_LO + at] = uvec4(pack4(f16vec4(v0 - h0)), pack4(f16vec4(v1 - h1)));
             v0 = h0;
             v1 = h1;
         }
-        sh[A_HI + at] = uvec4(pack4(f16vec4(v0)), pack4(f16vec4(v1)));
+        sh[s0 + A_HI + at] = uvec4(pack4(f16vec4(v0)), pack4(f16vec4(v1)));
     }
     [[unroll]] for (uint u = 0u; u < BU; u++) {
         uint e = tid + u * WG;
-        sh[B_W + (e / UNITS) * LD4 + e % UNITS] = wb[u];
+        sh[s0 + B_W + (e / UNITS) * LD4 + e % UNITS] = wb[u];
     }
 }
 
@@ -127,29 +130,44 @@ void main()
             if (tid == 0u)
                 bad = 0u;
             load_slice(0u, t0, r0);
-            for (uint k0 = 0u; k0 < pc.k; k0 += TK) {
-                barrier(); // the previous slice is consumed
-                store_slice();
+            if (NBUF == 2u) { // the first slice staged ahead
+                store_slice(0u);
                 barrier();
-                if (k0 + TK < pc.k)
+            }
+            uint cur = 0u;
+            for (uint k0 = 0u; k0 < pc.k; k0 += TK) {
+                bool more = k0 + TK < pc.k;
+                if (NBUF == 1u) {
+                    barrier(); // the previous slice is consumed
+                    store_slice(0u);
+                    barrier();
+                }
+                if (more)
                     load_slice(k0 + TK, t0, r0);
+                uint s0 = cur * STAGE;
                 [[unroll]] for (uint k = 0u; k < TK / 16u; k++) {
                     MAT16 a[CM], al[CM], b;
                     [[unroll]] for (uint i = 0u; i < CM; i++) {
-                        uint at = (wm * CM + i) * 16u * LD4 + 2u * k;
+                        uint at = s0 + (wm * CM + i) * 16u * LD4 + 2u * k;
                         coopMatLoadNV(a[i], sh, A_HI + at, LD4, false);
                         if (SPLIT != 0u)
                             coopMatLoadNV(al[i], sh, A_LO + at, LD4, false);
                     }
                     [[unroll]] for (uint j = 0u; j < CN; j++) {
                         // W rows are the columns of B: element (k, n) at n * LD + k
-                        coopMatLoadNV(b, sh, B_W + (wn * CN + j) * 16u * LD4 + 2u * k, LD4, true);
+                        coopMatLoadNV(b, sh, s0 + B_W + (wn * CN + j) * 16u * LD4 + 2u * k, LD4, true);
                         [[unroll]] for (uint i = 0u; i < CM; i++) {
                             acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
                             if (SPLIT != 0u)
                                 acc[i][j] = coopMatMulAddNV(al[i], b, acc[i][j]);
                         }
                     }
+                }
+                if (NBUF == 2u) { // the next slice into the other stage, read last before the last barrier
+                    if (more)
+                        store_slice((cur ^ 1u) * STAGE);
+                    barrier();
+                    cur ^= 1u;
                 }
             }
             barrier(); // the slices are consumed: the space stages the epilogue
