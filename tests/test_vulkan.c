@@ -639,10 +639,11 @@ int main(void)
         rwkv_device_free(copy);
     }
     test_coopmat_modes();
-    /* one-token chunks: the one-token WKV7 kernel without the LoRA fusion, and the general kernel */
-    static const char *const one_modes[2][2] = {{"nolora", "one-token WKV7 without LoRA: "}, {"0", "WKV7 general: "}};
+    /* one-token chunks: the one-token kernels without the LoRA fusion, and the general kernels */
+    static const char *const one_modes[2][2] = {{"nolora", "one-token kernels without LoRA: "},
+                                                {"0", "general kernels for one token: "}};
     for (int i = 0; i < 2; i++) {
-        struct rwkv_device *dev = open_with_env("RWKV_VK_WKV7_ONE", one_modes[i][0]);
+        struct rwkv_device *dev = open_with_env("RWKV_VK_ONE_TOKEN", one_modes[i][0]);
         if (dev) {
             compare_cpu(dev, ALIGNED_DIMS, one_modes[i][1], 4);
             rwkv_device_free(dev);

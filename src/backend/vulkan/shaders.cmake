@@ -18,6 +18,8 @@ set(RWKV_SHADER_VARIANTS
   "embed_f32|embed.comp|"
   "normmix|normmix.comp|USE_SUBGROUP"
   "normmix_nosg|normmix.comp|"
+  "normmix_one|normmix_one.comp|USE_SUBGROUP"
+  "normmix_one_nosg|normmix_one.comp|"
   "shift|shift.comp|"
   "rows|rows.comp|"
   "matmul_f16|matmul.comp|W_F16,USE_SUBGROUP"

@@ -572,6 +572,11 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             uint32_t wg = ((C + VK_NORM_PER - 1) / VK_NORM_PER + 31) / 32 * 32;
             spec[0] = wg < max ? wg : max;
             spec[1] = (C + spec[0] - 1) / spec[0];
+            /* one-token chunks (with the shift): a workgroup of 256 per 256 channels, up to 16 per row */
+            uint32_t one[VK_SPEC] = {max < 256 ? max : 256};
+            one[1] = ok->one_split = (C + one[0] - 1) / one[0] < 16 ? (C + one[0] - 1) / one[0] : 16;
+            if (ok->shift_op >= 0 && d->wkv7_one && (st = vk_pipeline_get(d, VK_K_NORMMIX_ONE, dt, one, &ok->one, err)))
+                return st;
             break;
         }
         case VK_K_ROWS: spec[1] = (uint32_t)rows_mode(op->kind); break;

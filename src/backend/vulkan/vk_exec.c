@@ -209,6 +209,7 @@ static void group_counts(const struct vk_dev *d, const struct vk_op_kernel *ok, 
         g[1] = pc->rows;
         break;
     case VK_K_NORMMIX: g[0] = pc->rows; break;
+    case VK_K_NORMMIX_ONE: g[0] = pc->rows * ok->one_split; break;
     case VK_K_MATMUL:
         /* one workgroup per block of rows walks all the chunk's token tiles: its rows come from memory
          * once per chunk and from cache for the later tiles */
@@ -291,6 +292,9 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         extra = lora_reads(r, ok);
     } else if (kernel == VK_K_WKV7 && one && ok->one) {
         kernel = VK_K_WKV7_ONE;
+        pipe = ok->one;
+    } else if (kernel == VK_K_NORMMIX && one && ok->one) {
+        kernel = VK_K_NORMMIX_ONE;
         pipe = ok->one;
     }
     hazard(r, dp->op, extra);

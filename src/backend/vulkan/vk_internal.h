@@ -86,8 +86,8 @@ struct vk_dev {
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
-    int wkv7_one;           /* one-token WKV7: 2 with the LoRA fusion, 1 without (env RWKV_VK_WKV7_ONE=nolora),
-                             * 0 off (=0) */
+    int wkv7_one;           /* one-token kernels (WKV7, normmix): 2 with the LoRA fusion, 1 without
+                             * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
 };
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err);
@@ -195,6 +195,7 @@ rwkv_status vk_staging_new(struct vk_dev *d, struct vk_pool *p, VkDeviceSize siz
 enum vk_kernel_id {
     VK_K_EMBED,
     VK_K_NORMMIX, /* LAYERNORM, with the SHIFT and LERPs that follow it (see normmix.comp) */
+    VK_K_NORMMIX_ONE, /* the same for one-token segments, a row over several workgroups (a variant) */
     VK_K_SHIFT,
     VK_K_ROWS,    /* LERP, MULADD, COPY, GATHER: spec constant 1 = mode */
     VK_K_MATMUL,  /* any matrix op, any token count (the portable fallback) */
@@ -325,7 +326,8 @@ struct vk_op_kernel {
     int n_parts;         /* dispatches: the parts of the matrix (MATMUL/EMBED), else 1 */
     int group_end;       /* the last op this dispatch performs (itself, or what NORMMIX absorbs) */
     VkPipeline mm[VK_MM_COUNT]; /* MATMUL: the variants the op qualifies for (else VK_NULL_HANDLE) */
-    VkPipeline one;      /* WKV7: the variant for one token per segment (VK_NULL_HANDLE: none) */
+    VkPipeline one;      /* WKV7, NORMMIX: the variant for one token per segment (VK_NULL_HANDLE: none) */
+    uint32_t one_split;  /* NORMMIX: workgroups per row of that variant */
     VkPipeline lora;     /* WKV7: the one-token variant absorbing lora_ops (VK_NULL_HANDLE: none) */
     int lora_ops[4];     /* WKV7 with `lora`: its w2, a2, g2, v2 MATMULs (v2 -1 where the layer has none) */
     int absorbed_by;     /* MATMUL: the WKV7 op whose `lora` variant performs it, or -1 */

@@ -20,6 +20,7 @@
 const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_EMBED] = {0, 1, 0, 1},
     [VK_K_NORMMIX] = {8, 1, 1, 1}, /* out xx; in x, sx, six outputs; params */
+    [VK_K_NORMMIX_ONE] = {8, 1, 1, 1},
     [VK_K_SHIFT] = {1, 0, 1, 1},
     [VK_K_ROWS] = {3, 1, 0, 1},
     [VK_K_MATMUL] = {1, 2, 0, 0, 3},
@@ -35,7 +36,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
-    "embed", "normmix", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "wkv7-one", "wkv7-lora", "copy",
+    "embed", "normmix", "normmix-one", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "wkv7-one", "wkv7-lora", "copy",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -51,6 +52,8 @@ const struct vk_cm_tile vk_cm_tiles[3] = {{32, 32, 2, 2, 128}, {64, 64, 2, 2, 32
 static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_EMBED] = {{RWKV_SPV_embed_f16, RWKV_SPV_embed_f16}, {RWKV_SPV_embed_f32, RWKV_SPV_embed_f32}},
     [VK_K_NORMMIX] = {{RWKV_SPV_normmix, RWKV_SPV_normmix_nosg}, {RWKV_SPV_normmix, RWKV_SPV_normmix_nosg}},
+    [VK_K_NORMMIX_ONE] = {{RWKV_SPV_normmix_one, RWKV_SPV_normmix_one_nosg},
+                          {RWKV_SPV_normmix_one, RWKV_SPV_normmix_one_nosg}},
     [VK_K_SHIFT] = {{RWKV_SPV_shift, RWKV_SPV_shift}, {RWKV_SPV_shift, RWKV_SPV_shift}},
     [VK_K_ROWS] = {{RWKV_SPV_rows, RWKV_SPV_rows}, {RWKV_SPV_rows, RWKV_SPV_rows}},
     [VK_K_MATMUL] = {{RWKV_SPV_matmul_f16, RWKV_SPV_matmul_f16_nosg}, {RWKV_SPV_matmul_f32, RWKV_SPV_matmul_f32_nosg}},

@@ -69,25 +69,42 @@ layout(std430, binding = 23) readonly buffer A0Buf { float a0[]; };
 layout(std430, binding = 24) readonly buffer V0Buf { float v0[]; };
 layout(std430, binding = 25) readonly buffer VfBuf { float vfirst[]; };
 
-// Elements 8 b .. 8 b + 7 of the hidden row (vec4 pairs) dotted with block b of a matrix row.
+// The hidden vectors of the token go to shared memory ([w | a | g | v], vec4s); this invocation's
+// blocks (16 bytes of F16, or 2 x 16 of F32; blocks q, q + 4, ... of row c) of each matrix go to
+// registers, all loads issued before the first sum; a block past the end repeats the last, times 0.
 #ifdef W_F16
-#define BLOCK_DOT(M, H, mb, hb) \
-    (dot(vec4(unpackHalf2x16(M[mb].x), unpackHalf2x16(M[mb].y)), H[hb]) + \
-     dot(vec4(unpackHalf2x16(M[mb].z), unpackHalf2x16(M[mb].w)), H[hb + 1u]))
+const uint WPB = 1u;
+#define BDOT(R, u, h0, h1) (dot(vec4(unpackHalf2x16(R[u].x), unpackHalf2x16(R[u].y)), h0) + \
+                            dot(vec4(unpackHalf2x16(R[u].z), unpackHalf2x16(R[u].w)), h1))
 #else
-#define BLOCK_DOT(M, H, mb, hb) (dot(M[2u * (mb)], H[hb]) + dot(M[2u * (mb) + 1u], H[hb + 1u]))
+const uint WPB = 2u;
+#define BDOT(R, u, h0, h1) (dot(R[2u * (u)], h0) + dot(R[2u * (u) + 1u], h1))
 #endif
-// This invocation's share (blocks q, q + 4, ...) of row c of M [C][D] dotted with hidden row t (a
-// block past the end repeats the last, times 0).
-#define LORA_PART(M, H, D, c, t, q, out)                                              \
-    {                                                                                 \
-        const uint nb = (D) >> 3;                                                     \
-        uint mrow = (c) * nb, hrow = ((t) * (D)) >> 2;                                \
-        out = 0.0;                                                                    \
-        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                       \
-            uint b = min((q) + 4u * u, nb - 1u);                                      \
-            out += ((q) + 4u * u < nb ? 1.0 : 0.0) * BLOCK_DOT(M, H, mrow + b, hrow + 2u * b); \
-        }                                                                             \
+const uint HA = DW / 4u, HG = HA + DA / 4u, HV = HG + DG / 4u, HT = HV + DV / 4u;
+const uint NW = (DW / 8u + 3u) / 4u, NA = (DA / 8u + 3u) / 4u, NG = (DG / 8u + 3u) / 4u;
+const uint NV = DV > 0u ? (DV / 8u + 3u) / 4u : 1u;
+shared vec4 shid[HT];
+MAT rw[NW * WPB], ra[NA * WPB], rg[NG * WPB], rv2[NV * WPB];
+
+#define LORA_LOAD(M, D, R, c, q)                                                  \
+    {                                                                             \
+        const uint nb = (D) >> 3;                                                 \
+        uint mrow = (c) * nb * WPB;                                               \
+        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                   \
+            uint b = min((q) + 4u * u, nb - 1u);                                  \
+            [[unroll]] for (uint e = 0u; e < WPB; e++)                            \
+                R[u * WPB + e] = M[mrow + b * WPB + e];                           \
+        }                                                                         \
+    }
+#define LORA_DOT(D, R, H0, q, out)                                                \
+    {                                                                             \
+        const uint nb = (D) >> 3;                                                 \
+        out = 0.0;                                                                \
+        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                   \
+            uint b = min((q) + 4u * u, nb - 1u);                                  \
+            float keep = (q) + 4u * u < nb ? 1.0 : 0.0;                           \
+            out += keep * BDOT(R, u, shid[(H0) + 2u * b], shid[(H0) + 2u * b + 1u]); \
+        }                                                                         \
     }
 #endif
 
@@ -121,12 +138,21 @@ void main()
         uint c = h * N + i;
         float k = kv[in_at(2u, t, c)], r = rv[in_at(0u, t, c)], vc = vv[in_at(3u, t, c)];
 #ifdef LORA
-        float dw, da, dg, dv = 0.0;
-        LORA_PART(w2, tw4, DW, c, t, q, dw);
-        LORA_PART(a2, ta4, DA, c, t, q, da);
-        LORA_PART(g2, tg4, DG, c, t, q, dg);
+        LORA_LOAD(w2, DW, rw, c, q);
+        LORA_LOAD(a2, DA, ra, c, q);
+        LORA_LOAD(g2, DG, rg, c, q);
         if (DV != 0u)
-            LORA_PART(v2, tv4, DV, c, t, q, dv);
+            LORA_LOAD(v2, DV, rv2, c, q);
+        for (uint e = tid; e < HT; e += WG)
+            shid[e] = e < HA ? tw4[t * HA + e] : e < HG ? ta4[t * (DA / 4u) + e - HA]
+                    : e < HV ? tg4[t * (DG / 4u) + e - HG] : tv4[t * (DV / 4u) + e - HV];
+        barrier();
+        float dw, da, dg, dv = 0.0;
+        LORA_DOT(DW, rw, 0u, q, dw);
+        LORA_DOT(DA, ra, HA, q, da);
+        LORA_DOT(DG, rg, HG, q, dg);
+        if (DV != 0u)
+            LORA_DOT(DV, rv2, HV, q, dv);
         dw = quad_sum(dw);
         da = quad_sum(da);
         dg = quad_sum(dg);
