@@ -521,7 +521,9 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
             spec[2] = t->tn;
             spec[3] = t->wm;
             spec[4] = t->wn;
-            uint32_t split = d->feat.coopmat != VK_COOPMAT_FP16, tk = d->cm_tk ? (uint32_t)d->cm_tk : t->tk;
+            /* F16 activations leave room for 64-wide slices in the big tile (H200: +8 % prefill) */
+            uint32_t split = d->feat.coopmat != VK_COOPMAT_FP16;
+            uint32_t tk = d->cm_tk ? (uint32_t)d->cm_tk : !split && t->tm == 128 ? 64 : t->tk;
             spec[5] = split | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1 | (uint32_t)(d->cm_db != 0) << 2;
             spec[6] = tk;
             /* shared memory (gemm_cm.comp): A (twice when split) and B slices of TK + 8 halfs per row, per
