@@ -576,6 +576,8 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->cm_tile = tile && *tile ? atoi(tile) : 0;
     const char *tk = getenv("RWKV_VK_CM_TK"), *db = getenv("RWKV_VK_CM_DB");
     d->cm_tk = tk && *tk ? atoi(tk) : 0;
+    const char *grp = getenv("RWKV_VK_GROUP");
+    d->group_gemv = !grp || strcmp(grp, "0") != 0;
     d->cm_db = db && *db ? atoi(db) : 0;
     d->queue_family = in[pick].queue_family;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
