@@ -576,6 +576,8 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->cm_tile = tile && *tile ? atoi(tile) : 0;
     const char *tk = getenv("RWKV_VK_CM_TK"), *db = getenv("RWKV_VK_CM_DB");
     d->cm_tk = tk && *tk ? atoi(tk) : 0;
+    const char *gw = getenv("RWKV_VK_GEMV_WGS");
+    d->gemv_wgs = gw && *gw ? atoi(gw) : 0;
     const char *grp = getenv("RWKV_VK_GROUP");
     d->group_gemv = !grp || strcmp(grp, "0") != 0;
     d->cm_db = db && *db ? atoi(db) : 0;

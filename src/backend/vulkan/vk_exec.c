@@ -215,7 +215,11 @@ static void group_counts(const struct vk_dev *d, const struct vk_op_kernel *ok, 
          * once per chunk and from cache for the later tiles */
         g[0] = ceil_div(pc->nrows, VK_MATMUL_ROWS);
         break;
-    case VK_K_GEMV: g[0] = ceil_div(pc->nrows, ok->gemv_rows); break;
+    case VK_K_GEMV:
+        g[0] = ceil_div(pc->nrows, ok->gemv_rows);
+        if (d->gemv_wgs && g[0] > (uint32_t)d->gemv_wgs) /* the kernel walks the rest */
+            g[0] = (uint32_t)d->gemv_wgs;
+        break;
     case VK_K_GEMM: /* token tiles along x, as the shaders walk them */
         g[0] = ceil_div(pc->rows, VK_GEMM_TILE);
         g[1] = ceil_div(pc->nrows, VK_GEMM_TILE);
