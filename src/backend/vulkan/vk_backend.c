@@ -498,15 +498,27 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
             break;
         case VK_MM_GEMV1:
         case VK_MM_GEMV4: {
-            /* a subgroup per row loads K / 8 / subgroup size blocks per lane; past 4 (gemv.comp's
-             * UNROLL), 2 or 4 subgroups share the row, so that a row is about one round of loads; not
-             * for 4096 rows and more, which fill the device anyway (H200: 5-10% faster unsplit) */
+            /* a subgroup per row: each lane loads K / 8 / subgroup size 16-byte blocks, all in one
+             * round where they fit gemv.comp's UNROLL (up to 16 for F16 and one token: the rounds of
+             * one lane are not overlapped, so a long row costs a memory latency per round); beyond,
+             * 2 or 4 subgroups share the row. RWKV_VK_GEMV_OLD=1: the earlier rule (4 blocks a
+             * round, rows of 4096 and more unsplit). */
             uint32_t K = (uint32_t)op->in[0].width, sg = d->feat.subgroup_size ? d->feat.subgroup_size : 32;
-            uint32_t split = op->out.width >= 4096 || K <= 32 * sg ? 1 : K <= 64 * sg ? 2 : 4;
+            uint32_t split = 1, K8 = K / 8, max_u = dt == RWKV_DTYPE_F16 && v == VK_MM_GEMV1 ? 16 : 8, unroll;
+            if (d->gemv_old) {
+                split = op->out.width >= 4096 || K <= 32 * sg ? 1 : K <= 64 * sg ? 2 : 4;
+                unroll = 4;
+            } else {
+                while (split < VK_GEMV_SUBGROUPS && K8 > max_u * sg * split)
+                    split *= 2;
+                unroll = (K8 + sg * split - 1) / (sg * split);
+                unroll = unroll < 4 ? 4 : unroll > max_u ? max_u : unroll;
+            }
             kernel = VK_K_GEMV;
             spec[0] = VK_GEMV_SUBGROUPS * sg < d->lim.max_wg ? VK_GEMV_SUBGROUPS * sg : d->lim.max_wg;
             spec[1] = ok->gemv_rows = VK_GEMV_SUBGROUPS / split;
             spec[2] = v == VK_MM_GEMV1 ? 1 : 4;
+            spec[3] = unroll;
             break;
         }
         case VK_MM_GEMM:

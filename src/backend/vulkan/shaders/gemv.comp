@@ -14,6 +14,7 @@
 layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint ROWS = 4; // rows per workgroup (a power of 2)
 layout(constant_id = 2) const uint TOK = 1;  // tokens per pass over the rows
+layout(constant_id = 3) const uint UNROLL = 4; // 16-byte weight loads per lane and round, all in flight
 layout(local_size_x_id = 0) in;
 
 #include "common.glsl"
@@ -27,21 +28,27 @@ layout(std430, binding = 2) readonly buffer WBuf { vec4 w4[]; };
 layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
 #include "matmul_out.glsl"
 
-const uint UNROLL = 4u;     // independent 16-byte loads per lane: enough bytes in flight to cover latency
 shared float part[WG * TOK]; // each subgroup's sums of its share of a row, [subgroup][token]
 
-// Elements 8 b .. 8 b + 7 of the part (row-major, so block b of row r is r * K / 8 + b).
-void w_block(uint b, out vec4 lo, out vec4 hi)
-{
+// Elements 8 b .. 8 b + 7 of the part (row-major, so block b of row r is r * K / 8 + b): loaded as
+// stored (w_raw), then as floats (w_unpack).
 #ifdef W_F16
-    uvec4 q = w4[b];
+#define WRAW uvec4
+WRAW w_raw(uint b) { return w4[b]; }
+void w_unpack(WRAW q, out vec4 lo, out vec4 hi)
+{
     lo = vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y));
     hi = vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w));
-#else
-    lo = w4[2u * b];
-    hi = w4[2u * b + 1u];
-#endif
 }
+#else
+#define WRAW mat2x4
+WRAW w_raw(uint b) { return mat2x4(w4[2u * b], w4[2u * b + 1u]); }
+void w_unpack(WRAW q, out vec4 lo, out vec4 hi)
+{
+    lo = q[0];
+    hi = q[1];
+}
+#endif
 
 void main()
 {
@@ -61,16 +68,16 @@ void main()
                 [[unroll]] for (uint t = 0u; t < TOK; t++)
                     acc[t] = 0.0;
                 for (uint b0 = kpart * SG + lane; b0 < K8; b0 += step) {
-                    vec4 lo[UNROLL], hi[UNROLL];
+                    WRAW raw[UNROLL]; // the round's loads first, as stored; unpacked as used
+                    [[unroll]] for (uint u = 0u; u < UNROLL; u++)
+                        raw[u] = w_raw(wrow + min(b0 + u * SG * KS, K8 - 1u));
                     [[unroll]] for (uint u = 0u; u < UNROLL; u++) {
-                        lo[u] = hi[u] = vec4(0.0);
-                        if (b0 + u * SG * KS < K8)
-                            w_block(wrow + b0 + u * SG * KS, lo[u], hi[u]);
-                    }
-                    [[unroll]] for (uint u = 0u; u < UNROLL; u++) {
-                        uint b = min(b0 + u * SG * KS, K8 - 1u); // past the end: weights are 0, x any valid
+                        uint b = min(b0 + u * SG * KS, K8 - 1u); // past the end: a repeat, times 0
+                        float keep = b0 + u * SG * KS < K8 ? 1.0 : 0.0;
+                        vec4 lo, hi;
+                        w_unpack(raw[u], lo, hi);
                         [[unroll]] for (uint t = 0u; t < TOK; t++)
-                            acc[t] += dot(lo[u], x4[xb[t] + 2u * b]) + dot(hi[u], x4[xb[t] + 2u * b + 1u]);
+                            acc[t] += keep * (dot(lo, x4[xb[t] + 2u * b]) + dot(hi, x4[xb[t] + 2u * b + 1u]));
                     }
                 }
                 [[unroll]] for (uint t = 0u; t < TOK; t++) {
