@@ -576,7 +576,7 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->cm_tile = tile && *tile ? atoi(tile) : 0;
     const char *tk = getenv("RWKV_VK_CM_TK"), *db = getenv("RWKV_VK_CM_DB");
     d->cm_tk = tk && *tk ? atoi(tk) : 0;
-    d->gemv_old = env_flag("RWKV_VK_GEMV_OLD");
+    d->gemv_round = env_flag("RWKV_VK_GEMV_ROUND");
     const char *gw = getenv("RWKV_VK_GEMV_WGS");
     d->gemv_wgs = gw && *gw ? atoi(gw) : 0;
     const char *grp = getenv("RWKV_VK_GROUP");

@@ -83,7 +83,7 @@ struct vk_dev {
     int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
     int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
     int group_gemv;         /* one-token MATMULs of a level in one dispatch (env RWKV_VK_GROUP=0: not) */
-    int gemv_old;           /* env RWKV_VK_GEMV_OLD=1: GEMV shapes by the earlier rule (comparisons) */
+    int gemv_round;         /* env RWKV_VK_GEMV_ROUND=1: a GEMV lane's blocks in one round (tuning) */
     int gemv_wgs;           /* env RWKV_VK_GEMV_WGS: most workgroups of a GEMV dispatch (0: one per row block) */
     int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
