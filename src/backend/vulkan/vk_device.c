@@ -579,8 +579,6 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->gemv_round = env_flag("RWKV_VK_GEMV_ROUND");
     const char *gw = getenv("RWKV_VK_GEMV_WGS");
     d->gemv_wgs = gw && *gw ? atoi(gw) : 0;
-    const char *grp = getenv("RWKV_VK_GROUP");
-    d->group_gemv = !grp || strcmp(grp, "0") != 0;
     d->cm_db = db && *db ? atoi(db) : 0;
     d->queue_family = in[pick].queue_family;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);

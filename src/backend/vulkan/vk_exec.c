@@ -317,27 +317,6 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         prof_mark(r, kernel, dp->op, &pc);
 }
 
-/* Records group `g` for a one-token chunk: the hazards of its ops, then one dispatch. */
-static void record_group(struct recorder *r, const struct vk_group *g)
-{
-    for (int j = 0; j < g->n; j++)
-        hazard(r, r->vs->disp[g->first + j].op, 0);
-    VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_GEMV_GROUP);
-    if (g->pipeline != r->bound) {
-        vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, g->pipeline);
-        r->bound = g->pipeline;
-    }
-    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &g->set, 0, NULL);
-    vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof g->push, &g->push);
-    vkCmdDispatch(r->cb, g->groups, 1, 1);
-    r->dispatches++;
-    if (r->prof) {
-        int i = vk_timer_mark(r->cb, &r->prof->timer);
-        if (i >= 0)
-            snprintf(r->prof->names[i], sizeof r->prof->names[i], "%-12s %d jobs", "gemv-group", g->n);
-    }
-}
-
 /* Everything between the tiles and the copies back is ordered by full barriers (few per chunk). */
 static void record_outputs(struct recorder *r, int first_disp)
 {
@@ -394,15 +373,8 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     if (vs->prof)
         vk_timer_mark(c->cb, &vs->prof->timer);
     int i = 0;
-    for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++) {
-        int g = chunk->n_tokens == 1 && vs->group_at ? vs->group_at[i] : -1;
-        if (g >= 0) {
-            record_group(&r, &vs->groups[g]);
-            i += vs->groups[g].n - 1;
-        } else {
-            record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
-        }
-    }
+    for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
+        record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
     if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
         record_outputs(&r, i);
     if (vs->prof && d->profile != 1) {
@@ -557,12 +529,8 @@ static rwkv_status schedule(struct rwkv_state *s, struct rwkv_error *err)
         copy[i] = vs->disp[i];
     }
     qsort(key, (size_t)n, sizeof *key, cmp_sched);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         vs->disp[i] = copy[key[i].pos];
-        vs->disp[i].level = key[i].level;
-    }
-    for (int i = n; i < vs->n_disp; i++)
-        vs->disp[i].level = -1;
 done:
     free(level);
     free(rd);
@@ -572,148 +540,11 @@ done:
     return st;
 }
 
-/* ---- one-token MATMULs of one level in one dispatch (gemv_group.comp) ---- */
-
-/* Whether dispatch `dp` may join a group: a one-part MATMUL with a one-token GEMV, nothing absorbed,
- * input and output in act block `block`, weights of `dt`. */
-static int groupable(const struct rwkv_state *s, const struct vk_dispatch *dp, int block, enum rwkv_dtype dt)
-{
-    const struct rwkv_model *m = s->model;
-    const struct vk_model *vm = (const struct vk_model *)m->backend;
-    const struct vk_state *vs = s->priv;
-    const struct vk_op_kernel *ok = &vm->ok[dp->op];
-    const struct rwkv_op *op = &m->program.ops[dp->op];
-    if (op->kind != RWKV_OP_MATMUL || ok->n_parts != 1 || !ok->mm[VK_MM_GEMV1] || ok->lerp_op[0] >= 0 ||
-        ok->absorbed_by >= 0 || dp->level < 0)
-        return 0;
-    const struct vk_tensor *t = &vm->w[op->w[0]];
-    return t->dtype == dt && t->cols < 65536 && t->parts[0].nrows < 65536 && vs->bufs[op->in[0].buf].block == block &&
-           vs->bufs[op->out.buf].block == block;
-}
-
-/* The job words of dispatch `dp` (gemv_group.comp), its workgroups from `wg0`; returns their count. */
-static uint32_t group_job(const struct rwkv_state *s, const struct vk_dispatch *dp, uint32_t wg0, uint32_t *w)
-{
-    const struct rwkv_model *m = s->model;
-    const struct vk_model *vm = (const struct vk_model *)m->backend;
-    const struct vk_state *vs = s->priv;
-    const struct vk_dev *d = m->device->priv;
-    const struct rwkv_op *op = &m->program.ops[dp->op];
-    const struct vk_tensor *t = &vm->w[op->w[0]];
-    uint32_t K = t->cols, nrows = t->parts[0].nrows, sg = d->feat.subgroup_size ? d->feat.subgroup_size : 32;
-    /* gemv.comp's split of K among the 4 subgroups: rows per workgroup 4, 2 or 1 */
-    uint32_t split = nrows >= 4096 || K <= 32 * sg ? 1 : K <= 64 * sg ? 2 : 4, rows = VK_GEMV_SUBGROUPS / split;
-    uint32_t lg = rows == 4 ? 2 : rows == 2 ? 1 : 0;
-    w[0] = (uint32_t)(vs->bufs[op->in[0].buf].offset / sizeof(float)) + (uint32_t)op->in[0].col;
-    w[1] = (uint32_t)(vs->bufs[op->out.buf].offset / sizeof(float)) + (uint32_t)op->out.col;
-    w[2] = wg0 | nrows << 16;
-    w[3] = K | (uint32_t)op->act << 16 | (uint32_t)(op->w[1] >= 0) << 20 | (uint32_t)(op->accumulate != 0) << 21 |
-           lg << 22;
-    return (nrows + rows - 1) / rows;
-}
-
-static rwkv_status group_set(struct rwkv_state *s, struct vk_group *g, struct rwkv_error *err)
-{
-    const struct rwkv_model *m = s->model;
-    const struct vk_model *vm = (const struct vk_model *)m->backend;
-    struct vk_state *vs = s->priv;
-    struct vk_dev *d = m->device->priv;
-    VkDescriptorSetLayout layout = vk_set_layout(d, VK_K_GEMV_GROUP);
-    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                      .descriptorPool = vs->group_pool, .descriptorSetCount = 1, .pSetLayouts = &layout};
-    VkResult r = vkAllocateDescriptorSets(d->device, &ai, &g->set);
-    if (r != VK_SUCCESS)
-        return vk_fail(d, r, err, "vkAllocateDescriptorSets");
-    const struct rwkv_op *first = &m->program.ops[vs->disp[g->first].op];
-    const struct vk_block *act = &vs->act.blocks[vs->bufs[first->in[0].buf].block];
-    VkDescriptorBufferInfo info[2 + 2 * VK_GROUP_MAX];
-    info[0] = info[1] = (VkDescriptorBufferInfo){act->buffer, 0, act->size};
-    for (int j = 0; j < VK_GROUP_MAX; j++) {
-        VkDescriptorBufferInfo none = {d->dummy, 0, VK_WHOLE_SIZE};
-        const struct rwkv_op *op = j < g->n ? &m->program.ops[vs->disp[g->first + j].op] : NULL;
-        info[2 + j] = op ? vk_span_info(&vm->pool, vm->w[op->w[0]].parts[0].span) : none;
-        info[2 + VK_GROUP_MAX + j] = op && op->w[1] >= 0 ? vk_span_info(&vm->pool, vm->w[op->w[1]].parts[0].span) : none;
-    }
-    VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = g->set,
-                              .descriptorCount = 2 + 2 * VK_GROUP_MAX,
-                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = info};
-    vkUpdateDescriptorSets(d->device, 1, &w, 0, NULL);
-    return RWKV_OK;
-}
-
-/* Finds the groups: runs of 2 to VK_GROUP_MAX groupable dispatches of one level. */
-static rwkv_status plan_groups(struct rwkv_state *s, struct rwkv_error *err)
-{
-    const struct rwkv_model *m = s->model;
-    const struct vk_model *vm = (const struct vk_model *)m->backend;
-    struct vk_state *vs = s->priv;
-    struct vk_dev *d = m->device->priv;
-    vs->group_at = malloc((size_t)(vs->n_disp + 1) * sizeof *vs->group_at);
-    vs->groups = calloc((size_t)vs->n_disp / 2 + 1, sizeof *vs->groups);
-    if (!vs->group_at || !vs->groups)
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < vs->n_disp; i++)
-        vs->group_at[i] = -1;
-    uint32_t sg = d->feat.subgroup_size ? d->feat.subgroup_size : 32;
-    if (!d->group_gemv || VK_GEMV_SUBGROUPS * sg > d->lim.max_wg)
-        return RWKV_OK;
-    for (int i = 0; i < vs->n_disp;) {
-        const struct vk_dispatch *dp = &vs->disp[i];
-        const struct rwkv_op *op = &m->program.ops[dp->op];
-        int n = 0;
-        if (op->kind == RWKV_OP_MATMUL) {
-            int block = vs->bufs[op->in[0].buf].block;
-            enum rwkv_dtype dt = vm->w[op->w[0]].dtype;
-            while (i + n < vs->n_disp && n < VK_GROUP_MAX && vs->disp[i + n].level == dp->level &&
-                   groupable(s, &vs->disp[i + n], block, dt))
-                n++;
-        }
-        if (n < 2 || !vk_kernel_available(d, VK_K_GEMV_GROUP, vm->w[op->w[0]].dtype)) {
-            i += n > 0 ? n : 1;
-            continue;
-        }
-        struct vk_group *g = &vs->groups[vs->n_groups];
-        g->first = i;
-        g->n = n;
-        g->push.n_jobs = (uint32_t)n;
-        for (int j = 0; j < n; j++)
-            g->groups += group_job(s, &vs->disp[i + j], g->groups, g->push.job[j]);
-        if (g->groups >= 65536 || g->groups > d->lim.max_groups[0]) {
-            memset(g, 0, sizeof *g);
-            i += n;
-            continue;
-        }
-        uint32_t spec[VK_SPEC] = {VK_GEMV_SUBGROUPS * sg};
-        rwkv_status st = vk_pipeline_get(d, VK_K_GEMV_GROUP, vm->w[op->w[0]].dtype, spec, &g->pipeline, err);
-        if (st)
-            return st;
-        vs->group_at[i] = vs->n_groups++;
-        i += n;
-    }
-    if (!vs->n_groups)
-        return RWKV_OK;
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                               (uint32_t)(vs->n_groups * vk_kernel_bindings(VK_K_GEMV_GROUP))};
-    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                     .maxSets = (uint32_t)vs->n_groups, .poolSizeCount = 1, .pPoolSizes = &ps};
-    VkResult r = vkCreateDescriptorPool(d->device, &pi, NULL, &vs->group_pool);
-    if (r != VK_SUCCESS)
-        return vk_fail(d, r, err, "vkCreateDescriptorPool");
-    for (int k = 0; k < vs->n_groups; k++) {
-        rwkv_status st = group_set(s, &vs->groups[k], err);
-        if (st)
-            return st;
-    }
-    return RWKV_OK;
-}
-
 rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err)
 {
     struct vk_state *vs = s->priv;
     struct vk_dev *d = s->model->device->priv;
     rwkv_status st = schedule(s, err);
-    if (!st)
-        st = plan_groups(s, err);
     if (st || !d->profile)
         return st;
     struct vk_prof *p = vs->prof = calloc(1, sizeof *p);
@@ -729,13 +560,6 @@ void vk_exec_free(struct rwkv_state *s)
     struct vk_dev *d = s->model->device->priv;
     for (int i = 0; i < VK_RECS; i++)
         vk_cmd_free(d, &vs->recs[i].cmd);
-    if (vs->group_pool)
-        vkDestroyDescriptorPool(d->device, vs->group_pool, NULL);
-    vs->group_pool = VK_NULL_HANDLE;
-    free(vs->groups);
-    free(vs->group_at);
-    vs->groups = NULL;
-    vs->group_at = NULL;
     if (vs->copy_pool)
         rwkv_pool_free(vs->copy_pool);
     vs->copy_pool = NULL;

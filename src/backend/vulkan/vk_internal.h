@@ -82,7 +82,6 @@ struct vk_dev {
     int lost;               /* VK_ERROR_DEVICE_LOST seen: every later call fails */
     int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
     int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
-    int group_gemv;         /* one-token MATMULs of a level in one dispatch (env RWKV_VK_GROUP=0: not) */
     int gemv_round;         /* env RWKV_VK_GEMV_ROUND=1: a GEMV lane's blocks in one round (tuning) */
     int gemv_wgs;           /* env RWKV_VK_GEMV_WGS: most workgroups of a GEMV dispatch (0: one per row block) */
     int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */
@@ -203,7 +202,6 @@ enum vk_kernel_id {
     VK_K_ROWS,    /* LERP, MULADD, COPY, GATHER: spec constant 1 = mode */
     VK_K_MATMUL,  /* any matrix op, any token count (the portable fallback) */
     VK_K_GEMV,    /* MATMUL of few tokens: 16-byte weight loads, subgroup reductions */
-    VK_K_GEMV_GROUP, /* up to VK_GROUP_MAX independent one-token MATMULs in one dispatch */
     VK_K_GEMM,    /* MATMUL of many tokens: shared-memory tiles, fp32 */
     VK_K_GEMM_CM, /* MATMUL of many tokens on tensor cores (VK_NV_cooperative_matrix) */
     VK_K_WKV4,
@@ -248,16 +246,8 @@ struct vk_push {
     uint32_t chunk_tokens;  /* the chunk's tokens (shaders/chunk.glsl derives the table's offsets) */
 };
 
-/* gemv_group.comp's push constants: the jobs of one grouped dispatch (words as described there). */
-#define VK_GROUP_MAX 7
-struct vk_group_push {
-    uint32_t n_jobs;
-    uint32_t job[VK_GROUP_MAX][4];
-};
-
 /* 128 bytes is the least maxPushConstantsSize a device may have */
 _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guaranteed 128 bytes");
-_Static_assert(sizeof(struct vk_group_push) <= sizeof(struct vk_push), "group push constants beyond the layout's");
 
 #define VK_FLAG_W(i) (1u << (8 + (i)))
 #define VK_FLAG_ACCUMULATE (1u << 16)
@@ -365,20 +355,9 @@ struct vk_region {
     struct vk_span span;
 };
 
-/* Consecutive dispatches [first, first + n) of one level, run as one gemv_group.comp dispatch in
- * chunks of one token. */
-struct vk_group {
-    int first, n;
-    uint32_t groups;          /* workgroups */
-    VkPipeline pipeline;
-    VkDescriptorSet set;
-    struct vk_group_push push;
-};
-
 struct vk_dispatch {
     int op;
     int part;
-    int level;                /* dependency level (vk_exec.c's schedule) */
     VkDescriptorSet set;
     VkDescriptorSet set_lora; /* WKV7 with a `lora` variant: that kernel's bindings */
 };
@@ -437,10 +416,6 @@ struct vk_state {
     struct vk_rec recs[VK_RECS];
     unsigned long uses;
     struct vk_prof *prof;      /* RWKV_VK_PROFILE only */
-    struct vk_group *groups;   /* one-token MATMULs dispatched together (vk_exec.c) */
-    int n_groups;
-    int *group_at;             /* [n_disp] the group starting at a dispatch, or -1 */
-    VkDescriptorPool group_pool;
     struct rwkv_pool *copy_pool; /* threads copying large readbacks out (made on first need) */
     int copy_pool_failed;
 };

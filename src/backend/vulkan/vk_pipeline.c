@@ -25,7 +25,6 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_ROWS] = {3, 1, 0, 1},
     [VK_K_MATMUL] = {1, 2, 0, 0, 3},
     [VK_K_GEMV] = {1, 2, 0, 0, 3},
-    [VK_K_GEMV_GROUP] = {1, 14, 0, 0},
     [VK_K_GEMM] = {1, 2, 0, 0, 3},
     [VK_K_GEMM_CM] = {1, 2, 0, 0, 3},
     [VK_K_WKV4] = {3, 2, 1, 1},
@@ -37,8 +36,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
-    "embed", "normmix", "normmix-one", "shift",    "rows", "matmul",    "gemv", "gemv-group",
-    "gemm",  "gemm-coopmat", "wkv4", "wkv5", "wkv7", "wkv7-one", "wkv7-lora", "copy",
+    "embed", "normmix", "normmix-one", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "wkv7-one", "wkv7-lora", "copy",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -60,7 +58,6 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_ROWS] = {{RWKV_SPV_rows, RWKV_SPV_rows}, {RWKV_SPV_rows, RWKV_SPV_rows}},
     [VK_K_MATMUL] = {{RWKV_SPV_matmul_f16, RWKV_SPV_matmul_f16_nosg}, {RWKV_SPV_matmul_f32, RWKV_SPV_matmul_f32_nosg}},
     [VK_K_GEMV] = {{RWKV_SPV_gemv_f16, NONE_}, {RWKV_SPV_gemv_f32, NONE_}},
-    [VK_K_GEMV_GROUP] = {{RWKV_SPV_gemv_group_f16, NONE_}, {RWKV_SPV_gemv_group_f32, NONE_}},
     [VK_K_GEMM] = {{RWKV_SPV_gemm_f16, RWKV_SPV_gemm_f16}, {RWKV_SPV_gemm_f32, RWKV_SPV_gemm_f32}},
     [VK_K_GEMM_CM] = {{RWKV_SPV_gemm_cm, RWKV_SPV_gemm_cm}, {NONE_, NONE_}},
     [VK_K_WKV4] = {{RWKV_SPV_wkv4, RWKV_SPV_wkv4}, {RWKV_SPV_wkv4, RWKV_SPV_wkv4}},
