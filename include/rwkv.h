@@ -215,6 +215,16 @@ rwkv_status rwkv_state_write(struct rwkv_state *state, int slot, const float *sr
                              struct rwkv_error *err);
 rwkv_status rwkv_state_copy(struct rwkv_state *state, int src_slot, int dst_slot, struct rwkv_error *err);
 
+/* Where a state's rwkv_run calls spent their time, since it was created: `run_seconds` inside rwkv_run,
+ * of which `wait_seconds` waiting for the device (GPU backends; 0 on the CPU, where all of it is work).
+ * run_seconds - wait_seconds is the host's own cost (planning, uploads, submission, copying logits). */
+struct rwkv_run_stats {
+    uint64_t runs;          /* rwkv_run calls that ran a chunk */
+    double run_seconds;
+    double wait_seconds;
+};
+rwkv_status rwkv_state_run_stats(const struct rwkv_state *state, struct rwkv_run_stats *out, struct rwkv_error *err);
+
 /* State files (safetensors, metadata rwkv.state_format = 1 with model version and dimensions). */
 rwkv_status rwkv_state_save(const struct rwkv_state *state, int slot, const char *path,
                             struct rwkv_error *err);

@@ -226,6 +226,14 @@ static void test_probabilities(void)
         sum_err = fmax(sum_err, fabs(sum - 1));
     }
     CHECK_MSG(worst < 1e-7 && sum_err < 1e-5, "probabilities: %.3g, sum off by %.3g", worst, sum_err);
+    /* the run statistics: one run per chunk (6 tokens of 2 slots in chunks of 4: 3 runs), time inside
+     * rwkv_run, none waiting on the CPU backend; bad arguments refused */
+    struct rwkv_run_stats st;
+    CHECK(rwkv_state_run_stats(s, &st, &err) == RWKV_OK);
+    CHECK_MSG(st.runs == 3 && st.run_seconds > 0 && st.wait_seconds == 0, "run stats: %llu runs, %g s, %g s waiting",
+              (unsigned long long)st.runs, st.run_seconds, st.wait_seconds);
+    CHECK(rwkv_state_run_stats(NULL, &st, &err) == RWKV_ERR_ARG && strstr(err.message, "rwkv_state_run_stats"));
+    CHECK(rwkv_state_run_stats(s, NULL, &err) == RWKV_ERR_ARG);
     rwkv_state_free(s);
     rwkv_model_free(m);
 }

@@ -81,6 +81,7 @@ struct rwkv_state {
     uint8_t *out_softmax; /* [token_chunk_size] */
     struct rwkv_hook *hooks;
     int n_hooks;
+    struct rwkv_run_stats stats; /* wait_seconds is added by the backend */
 };
 
 static inline const struct rwkv_backend_ops *rwkv_backend_of(const struct rwkv_device *dev)

@@ -320,8 +320,18 @@ static size_t rows_for(const struct rwkv_slot_io *io, size_t take)
     return io->output == RWKV_OUTPUT_LAST && take == io->n_tokens ? 1 : 0;
 }
 
+rwkv_status rwkv_state_run_stats(const struct rwkv_state *s, struct rwkv_run_stats *out, struct rwkv_error *err)
+{
+    rwkv_error_clear(err);
+    if (!s || !out)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_run_stats: state and out are required");
+    *out = s->stats;
+    return RWKV_OK;
+}
+
 rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, struct rwkv_error *err)
 {
+    double t_start = rwkv_time_seconds();
     rwkv_error_clear(err);
     if (!s || (!io && n_io > 0))
         return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_run: state and io are required");
@@ -381,6 +391,8 @@ rwkv_status rwkv_run(struct rwkv_state *s, struct rwkv_slot_io *io, int n_io, st
     for (int r = 0; any_softmax && !ops->softmax && r < n_out; r++)
         if (s->out_softmax[r])
             rwkv_softmax(s->out_ptrs[r], s->out_ptrs[r], (size_t)V);
+    s->stats.runs++;
+    s->stats.run_seconds += rwkv_time_seconds() - t_start;
     s->round_robin++;
     for (int i = 0; i < n_io; i++) {
         size_t take = s->take[i];

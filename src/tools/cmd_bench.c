@@ -70,7 +70,11 @@ struct row {
     int reps;
     double median, min, max; /* ms */
     int is_gen;
+    double host_us;          /* generation: host time per step (rwkv_state_run_stats), -1 if unknown */
 };
+
+/* Dense fp16 tensor-core peak of an H100 SXM, the yardstick the prefill ratio uses on every card. */
+#define PEAK_TFLOPS 990.0
 
 /* ---- arguments ---- */
 
@@ -278,12 +282,22 @@ static int run_row(struct bench *b, long n, int batch, struct row *r)
     if (!rc) /* warm-up: scratch buffers, page faults, caches (llama-bench: at most 32 tokens / 1 step) */
         rc = gen ? generate_once(b, s, io, slots, 1, logits, r->test, 0, &warm)
                  : prefill_once(b, s, ids, n < 32 ? n : 32, logits, &warm);
+    struct rwkv_run_stats st0 = {0}, st1 = {0};
+    struct rwkv_error err;
+    r->host_us = -1;
+    if (!rc && rwkv_state_run_stats(s, &st0, &err))
+        rc = 1;
     for (int k = 0; !rc && k < (int)b->args->reps; k++) {
         rc = gen ? generate_once(b, s, io, slots, n, logits, r->test, k + 1, &r->ms[k])
                  : prefill_once(b, s, ids, n, logits, &r->ms[k]);
         r->reps = k + 1;
         progress_show(b, r->test, k + 1, (int)b->args->reps, n, n);
     }
+    /* host time per step: inside rwkv_run but not waiting for the device (GPU backends only) */
+    if (!rc && gen && rwkv_device_backend(b->ses.device) != RWKV_BACKEND_CPU && !rwkv_state_run_stats(s, &st1, &err) &&
+        st1.runs > st0.runs)
+        r->host_us = 1e6 * ((st1.run_seconds - st0.run_seconds) - (st1.wait_seconds - st0.wait_seconds)) /
+                     (double)(st1.runs - st0.runs);
     progress_clear(b);
     if (!rc)
         finish_row(r);
@@ -368,6 +382,8 @@ static void print_json(const struct bench *b, const struct row *r)
     json_number("copy_gbps", b->copy_gbps, 1);
     json_number("ratio_to_copy", x.ratio, r->is_gen && b->copy_gbps > 0);
     json_number("tflops", x.tflops, 1);
+    json_number("ratio_to_990_tflops", x.tflops / PEAK_TFLOPS, !r->is_gen);
+    json_number("host_us_per_step", r->host_us, r->host_us >= 0);
     printf("}\n");
     fflush(stdout);
 }
@@ -381,7 +397,12 @@ static void print_text(const struct bench *b, const struct row *r)
         printf(" %8.2f | %8.2f | %8.2f | %5.0f%% |", x.ms_per_step, x.gbps_weights, x.gbps_total, 100 * x.ratio);
     else
         printf(" %8s | %8s | %8s | %6s |", "-", "-", "-", "-");
-    printf(" %7.4f |\n", x.tflops);
+    printf(" %7.4f |", x.tflops);
+    if (r->host_us >= 0)
+        printf(" %7.1f |", r->host_us);
+    else
+        printf(" %7s |", "-");
+    printf("\n");
     fflush(stdout);
 }
 
@@ -398,9 +419,9 @@ static void print_header(const struct bench *b)
     if (b->args->json)
         return;
     printf("\n| test    | batch |     t/s   |  median ms |     min ms |     max ms | ms/step  | GB/s wt  "
-           "| GB/s all | %% copy | TFLOP/s |\n");
+           "| GB/s all | %% copy | TFLOP/s | host us |\n");
     printf("| ------- | ----- | --------- | ---------- | ---------- | ---------- | -------- | -------- "
-           "| -------- | ------ | ------- |\n");
+           "| -------- | ------ | ------- | ------- |\n");
 }
 
 static void print_notes(const struct bench *b)
@@ -411,7 +432,9 @@ static void print_notes(const struct bench *b)
            "GB/s wt: weight bytes read per generation step (all weights but the embedding table, of which one\n"
            "row per sequence) x steps/s; GB/s all adds the recurrent state read and written; %% copy = GB/s all /\n"
            "the device's copy bandwidth. TFLOP/s: 2 x block parameters per token + 2 x vocab x embd per logits row (the head:\n"
-           "once per prefill, every token in generation); the WKV recurrence is not counted.\n");
+           "once per prefill, every token in generation); the WKV recurrence is not counted. host us: per generation\n"
+           "step, the time inside rwkv_run not spent waiting for the device (GPU backends). JSON also gives\n"
+           "ratio_to_990_tflops (prefill TFLOP/s over an H100's dense fp16 peak) and host_us_per_step.\n");
 }
 
 /* ---- main ---- */

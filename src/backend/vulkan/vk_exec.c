@@ -618,11 +618,12 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
         rec->valid = 1;
     }
     rec->last_use = ++vs->uses;
-    double w0 = 0, wait = 0;
+    double wait = 0;
     if (!(st = vk_cmd_start(d, &rec->cmd, err))) {
-        w0 = vs->prof ? rwkv_time_seconds() : 0;
+        double w0 = rwkv_time_seconds();
         st = vk_cmd_wait(d, &rec->cmd, err);
-        wait = vs->prof ? rwkv_time_seconds() - w0 : 0;
+        wait = rwkv_time_seconds() - w0;
+        s->stats.wait_seconds += wait;
     }
     if (st) {
         rec->valid = 0;
