@@ -472,9 +472,10 @@ static void prof_print(const struct rwkv_state *s, struct vk_prof *p)
         double runs = (double)c->runs;
         fprintf(stderr, "rwkv: vulkan profile, chunks of %d tokens (state of %d tokens x %d slots): %ld runs; per run: "
                 "wall %.1f us, GPU %.1f us (first to last timestamp), wall - GPU %.1f us, host work (wall - fence "
-                "wait) %.1f us; %d dispatches, %d barriers\n", c->T, s->token_chunk_size, s->num_batch, c->runs,
-                c->wall_ns / runs / 1e3, c->gpu_ns / runs / 1e3, (c->wall_ns - c->gpu_ns) / runs / 1e3,
-                (c->wall_ns - c->wait_ns) / runs / 1e3, c->dispatches, c->barriers);
+                "wait) %.1f us, of which copying logits out %.1f us; %d dispatches, %d barriers\n", c->T,
+                s->token_chunk_size, s->num_batch, c->runs, c->wall_ns / runs / 1e3, c->gpu_ns / runs / 1e3,
+                (c->wall_ns - c->gpu_ns) / runs / 1e3, (c->wall_ns - c->wait_ns) / runs / 1e3, c->copy_ns / runs / 1e3,
+                c->dispatches, c->barriers);
         for (int i = 0; i < p->n_e; i++)
             if (p->e[i].T == c->T)
                 fprintf(stderr, "rwkv:   %-40s %7.1f calls %9.1f us/run %8.2f us/call %5.1f%%\n", p->e[i].name,
@@ -634,11 +635,16 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     if ((size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES && !vs->copy_pool &&
         !vs->copy_pool_failed && rwkv_pool_new(rwkv_cpu_count() < 8 ? rwkv_cpu_count() : 8, &vs->copy_pool, err))
         vs->copy_pool_failed = 1; /* then one thread copies */
+    double c0 = vs->prof ? rwkv_time_seconds() : 0;
     if (vs->copy_pool && (size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES)
         rwkv_pool_run(vs->copy_pool, copy_rows, &rc);
     else
         copy_rows(&rc, 0, 1);
-    if (vs->prof)
+    if (vs->prof) {
+        struct vk_prof_chunk *pc = prof_chunk(vs->prof, chunk->n_tokens);
+        if (pc)
+            pc->copy_ns += 1e9 * (rwkv_time_seconds() - c0);
         st = prof_collect(d, vs->prof, chunk->n_tokens, 1e9 * (rwkv_time_seconds() - t0), 1e9 * wait, err);
+    }
     return st;
 }

@@ -384,6 +384,7 @@ struct vk_prof_chunk {  /* the runs of chunks of T tokens */
     int T;
     long runs;
     double gpu_ns, wall_ns, wait_ns; /* wait: in vkWaitForFences (the rest of wall is host work) */
+    double copy_ns;                   /* of the host work: copying the logits out */
     int dispatches, barriers;         /* of a recording */
 };
 #define VK_PROF_CHUNKS 8
