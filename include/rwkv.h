@@ -225,6 +225,13 @@ struct rwkv_run_stats {
 };
 rwkv_status rwkv_state_run_stats(const struct rwkv_state *state, struct rwkv_run_stats *out, struct rwkv_error *err);
 
+/* Logits memory owned by the state: `*rows` rows of n_vocab floats (the token chunk size), valid until
+ * the state is freed. Row r receives the r-th logits row of each rwkv_run call (slots in io order, each
+ * slot's rows in order): pointing io[i].logits there (for one row per slot: area + i * n_vocab) lets a
+ * GPU backend hand over its readback buffer instead of copying it (at batch 256 and 65536 tokens that
+ * is 64 MB per step). Any other io.logits works as always. The next rwkv_run overwrites the area. */
+rwkv_status rwkv_state_logits_area(struct rwkv_state *state, float **area, size_t *rows, struct rwkv_error *err);
+
 /* State files (safetensors, metadata rwkv.state_format = 1 with model version and dimensions). */
 rwkv_status rwkv_state_save(const struct rwkv_state *state, int slot, const char *path,
                             struct rwkv_error *err);

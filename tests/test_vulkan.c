@@ -510,6 +510,53 @@ static void test_batched(const char *model_rel)
     rwkv_model_free(m);
 }
 
+/* The state's logits area (rwkv_state_logits_area): rows at their own places (no copy on a GPU), out
+ * of order, and a user buffer give the same logits; a state read between runs leaves the area alone. */
+static void test_logits_area(struct rwkv_device *dev, const char *label)
+{
+    struct rwkv_model *m = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+    if (!m)
+        return;
+    size_t V = (size_t)rwkv_model_get_info(m)->n_vocab, SF = rwkv_model_get_info(m)->state_floats;
+    struct rwkv_state_options so = rwkv_state_default_options();
+    so.num_batch = 3;
+    so.token_chunk_size = 3;
+    struct rwkv_state *s[3] = {NULL, NULL, NULL};
+    struct rwkv_error err;
+    float *user = malloc(3 * V * sizeof *user), *st = malloc(SF * sizeof *st), *area[3] = {NULL, NULL, NULL};
+    size_t rows = 0;
+    for (int k = 0; k < 3; k++) {
+        CHECK(rwkv_state_new(m, &so, &s[k], &err) == RWKV_OK);
+        CHECK(s[k] && rwkv_state_logits_area(s[k], &area[k], &rows, &err) == RWKV_OK && area[k] && rows == 3);
+    }
+    CHECK(rwkv_state_logits_area(NULL, &area[0], &rows, &err) == RWKV_ERR_ARG);
+    static const int32_t text[3][4] = {{72, 101, 108, 108}, {111, 32, 119, 111}, {114, 108, 100, 33}};
+    double worst = 0;
+    for (int t = 0; t < 4 && user && st && area[0] && area[1] && area[2]; t++) {
+        struct rwkv_slot_io io[3][3];
+        for (int i = 0; i < 3; i++) {
+            float *dst[3] = {user + i * V, area[1] + i * V, area[2] + (2 - i) * V}; /* user, in place, reversed */
+            for (int k = 0; k < 3; k++)
+                io[k][i] = (struct rwkv_slot_io){.tokens = &text[i][t], .n_tokens = 1, .output = RWKV_OUTPUT_LAST,
+                                                 .logits = dst[k], .logits_rows = 1};
+        }
+        for (int k = 0; k < 3; k++)
+            CHECK(rwkv_run(s[k], io[k], 3, &err) == RWKV_OK);
+        CHECK(rwkv_state_read(s[1], 0, st, SF, &err) == RWKV_OK); /* must not touch the area */
+        for (int i = 0; i < 3; i++) {
+            worst = fmax(worst, tc_max_diff(user + i * V, area[1] + i * V, V));
+            worst = fmax(worst, tc_max_diff(user + i * V, area[2] + (2 - i) * V, V));
+        }
+    }
+    CHECK_MSG(worst == 0, "%s: logits through the state's area differ by %g", label, worst);
+    fprintf(stderr, "  %slogits area: in place and out of order equal to a user buffer\n", label);
+    for (int k = 0; k < 3; k++)
+        rwkv_state_free(s[k]);
+    free(user);
+    free(st);
+    rwkv_model_free(m);
+}
+
 /* ---- (5) state read / write / copy ---- */
 
 static void test_state_io(void)
@@ -655,6 +702,8 @@ int main(void)
     test_batched("models/tiny-rwkv-5v2-730K.st");
     test_state_io();
     test_state_limit();
+    test_logits_area(g_vk, "vulkan: ");
+    test_logits_area(g_cpu, "cpu: ");
 
     rwkv_device_free(g_cpu);
     rwkv_device_free(g_vk);

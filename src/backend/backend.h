@@ -51,6 +51,10 @@ struct rwkv_backend_ops {
     /* Runs the program over one chunk; writes logits row r (n_vocab floats) to rows[r], r < n_out. */
     rwkv_status (*run)(struct rwkv_state *state, const struct rwkv_chunk *chunk, float *const *rows,
                        struct rwkv_error *err);
+    /* Host memory the backend reads logits back into, `token_chunk_size` rows: run() skips copying row r
+     * where rows[r] already points at row r there (rwkv_state_logits_area). Optional (NULL: the runner
+     * allocates an area of its own). */
+    float *(*logits_area)(struct rwkv_state *state);
     /* (bytes read + written) / s of a buffer-to-buffer copy in the device's memory, in GB/s. Optional. */
     rwkv_status (*copy_bandwidth)(struct rwkv_device *dev, size_t bytes, double *gbps, struct rwkv_error *err);
 };
@@ -82,6 +86,7 @@ struct rwkv_state {
     struct rwkv_hook *hooks;
     int n_hooks;
     struct rwkv_run_stats stats; /* wait_seconds is added by the backend */
+    float *own_logits;           /* rwkv_state_logits_area where the backend has none */
 };
 
 static inline const struct rwkv_backend_ops *rwkv_backend_of(const struct rwkv_device *dev)

@@ -141,7 +141,23 @@ void rwkv_state_free(struct rwkv_state *state)
     free(state->out_slot);
     free(state->out_softmax);
     free(state->hooks);
+    free(state->own_logits);
     free(state);
+}
+
+rwkv_status rwkv_state_logits_area(struct rwkv_state *s, float **area, size_t *rows, struct rwkv_error *err)
+{
+    rwkv_error_clear(err);
+    if (!s || !area || !rows)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_logits_area: state, area and rows are required");
+    const struct rwkv_backend_ops *ops = rwkv_backend_of(s->model->device);
+    float *a = ops->logits_area ? ops->logits_area(s) : NULL;
+    size_t n = (size_t)s->token_chunk_size * (size_t)s->model->info.n_vocab;
+    if (!a && !s->own_logits && !(s->own_logits = calloc(n, sizeof(float))))
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "rwkv_state_logits_area: out of memory for %zu floats", n);
+    *area = a ? a : s->own_logits;
+    *rows = (size_t)s->token_chunk_size;
+    return RWKV_OK;
 }
 
 rwkv_status rwkv_state_new(const struct rwkv_model *model, const struct rwkv_state_options *options,

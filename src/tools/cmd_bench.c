@@ -278,9 +278,15 @@ static int run_row(struct bench *b, long n, int batch, struct row *r)
         rc = new_state(b, slots, chunk, &s);
     for (long i = 0; !rc && !gen && i < n; i++)
         ids[i] = token_at(b, i);
+    /* generation reads its logits where the state puts them (a GPU's readback buffer: no copy) */
+    float *out = logits, *area = NULL;
+    size_t area_rows = 0;
+    struct rwkv_error aerr;
+    if (!rc && gen && !rwkv_state_logits_area(s, &area, &area_rows, &aerr) && area_rows >= (size_t)slots)
+        out = area;
     double warm;
     if (!rc) /* warm-up: scratch buffers, page faults, caches (llama-bench: at most 32 tokens / 1 step) */
-        rc = gen ? generate_once(b, s, io, slots, 1, logits, r->test, 0, &warm)
+        rc = gen ? generate_once(b, s, io, slots, 1, out, r->test, 0, &warm)
                  : prefill_once(b, s, ids, n < 32 ? n : 32, logits, &warm);
     struct rwkv_run_stats st0 = {0}, st1 = {0};
     struct rwkv_error err;
@@ -288,7 +294,7 @@ static int run_row(struct bench *b, long n, int batch, struct row *r)
     if (!rc && rwkv_state_run_stats(s, &st0, &err))
         rc = 1;
     for (int k = 0; !rc && k < (int)b->args->reps; k++) {
-        rc = gen ? generate_once(b, s, io, slots, n, logits, r->test, k + 1, &r->ms[k])
+        rc = gen ? generate_once(b, s, io, slots, n, out, r->test, k + 1, &r->ms[k])
                  : prefill_once(b, s, ids, n, logits, &r->ms[k]);
         r->reps = k + 1;
         progress_show(b, r->test, k + 1, (int)b->args->reps, n, n);
@@ -433,8 +439,10 @@ static void print_notes(const struct bench *b)
            "row per sequence) x steps/s; GB/s all adds the recurrent state read and written; %% copy = GB/s all /\n"
            "the device's copy bandwidth. TFLOP/s: 2 x block parameters per token + 2 x vocab x embd per logits row (the head:\n"
            "once per prefill, every token in generation); the WKV recurrence is not counted. host us: per generation\n"
-           "step, the time inside rwkv_run not spent waiting for the device (GPU backends). JSON also gives\n"
-           "ratio_to_990_tflops (prefill TFLOP/s over an H100's dense fp16 peak) and host_us_per_step.\n");
+           "step, the time inside rwkv_run not spent waiting for the device (GPU backends); generation takes its\n"
+           "logits from the state's own area (rwkv_state_logits_area: no copy out of a GPU's readback buffer).\n"
+           "JSON also gives ratio_to_990_tflops (prefill TFLOP/s over an H100's dense fp16 peak) and\n"
+           "host_us_per_step.\n");
 }
 
 /* ---- main ---- */

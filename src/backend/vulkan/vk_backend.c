@@ -821,10 +821,11 @@ static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct v
     size_t sf = p->state_floats * sizeof(float);
     size_t up = vs->chunk_words * 4 > sf ? vs->chunk_words * 4 : sf;
     size_t logits = (size_t)s->token_chunk_size * (size_t)p->buffers[p->logits_buf].width * sizeof(float);
-    size_t down = logits > sf ? logits : sf;
+    /* logits rows, then (apart: rwkv_state_logits_area stays the caller's) a slot's state on its way out */
+    vs->down_state = (logits + 255) / 256 * 256;
     if ((st = vk_staging_new(d, &vs->up, up, err)))
         return st;
-    return vk_staging_new(d, &vs->down, down, err);
+    return vk_staging_new(d, &vs->down, vs->down_state + sf, err);
 }
 
 /* ---- descriptor sets ---- */
@@ -1008,7 +1009,7 @@ static void record_slot(struct vk_state *vs, enum xfer dir, int slot, int src)
         VkBuffer dev = vs->act.blocks[r->span.block].buffer;
         VkDeviceSize bytes = r->floats * sizeof(float);
         VkDeviceSize at = r->span.offset + (VkDeviceSize)slot * bytes;
-        VkBufferCopy c = {at, r->start * sizeof(float), bytes};
+        VkBufferCopy c = {at, vs->down_state + r->start * sizeof(float), bytes};
         if (dir == TO_HOST) {
             vkCmdCopyBuffer(vs->cmd.cb, dev, vs->down.blocks[0].buffer, 1, &c);
         } else if (dir == FROM_HOST) {
@@ -1063,12 +1064,19 @@ static rwkv_status vk_state_init(struct rwkv_state *s, struct rwkv_error *err)
     return st;
 }
 
+static float *vk_logits_area(struct rwkv_state *s)
+{
+    struct vk_state *vs = s->priv;
+    return vs->down.blocks[0].mapped;
+}
+
 static rwkv_status vk_state_read(const struct rwkv_state *s, int slot, float *dst, struct rwkv_error *err)
 {
     const struct vk_state *vs = s->priv;
     rwkv_status st = transfer(s, TO_HOST, slot, 1, 0, err);
     if (!st)
-        memcpy(dst, vs->down.blocks[0].mapped, s->model->program.state_floats * sizeof(float));
+        memcpy(dst, (const uint8_t *)vs->down.blocks[0].mapped + vs->down_state,
+               s->model->program.state_floats * sizeof(float));
     return st;
 }
 
@@ -1194,5 +1202,6 @@ const struct rwkv_backend_ops rwkv_vulkan_backend = {
     .state_write = vk_state_write,
     .state_copy = vk_state_copy,
     .run = vk_run,
+    .logits_area = vk_logits_area,
     .copy_bandwidth = vk_copy_bandwidth,
 };

@@ -590,7 +590,8 @@ static void copy_rows(void *ctx, int index, int count)
     const struct rows_copy *c = ctx;
     int k0 = (int)((long)c->n * index / count), k1 = (int)((long)c->n * (index + 1) / count);
     for (int k = k0; k < k1; k++)
-        memcpy(c->rows[k], c->down + (size_t)k * c->V, c->V * sizeof(float));
+        if (c->rows[k] != c->down + (size_t)k * c->V) /* else the caller reads the readback buffer itself */
+            memcpy(c->rows[k], c->down + (size_t)k * c->V, c->V * sizeof(float));
 }
 
 rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows, struct rwkv_error *err)
@@ -632,6 +633,19 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     }
     const struct rwkv_program *p = &m->program;
     struct rows_copy rc = {rows, vs->down.blocks[0].mapped, (size_t)p->buffers[p->logits_buf].width, chunk->n_out};
+    /* a destination inside the readback rows but not at its own row (rwkv_state_logits_area used
+     * out of order): the rows go through a copy first, so that none is overwritten before it is read */
+    float *moved = NULL;
+    uintptr_t lo = (uintptr_t)rc.down, hi = lo + (size_t)s->token_chunk_size * rc.V * sizeof(float);
+    for (int k = 0; k < chunk->n_out && !moved; k++) {
+        uintptr_t at = (uintptr_t)rows[k];
+        if (at != lo + (size_t)k * rc.V * sizeof(float) && at + rc.V * sizeof(float) > lo && at < hi) {
+            if (!(moved = malloc((size_t)chunk->n_out * rc.V * sizeof(float))))
+                return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory copying %d logits rows", chunk->n_out);
+            memcpy(moved, rc.down, (size_t)chunk->n_out * rc.V * sizeof(float));
+            rc.down = moved;
+        }
+    }
     if ((size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES && !vs->copy_pool &&
         !vs->copy_pool_failed && rwkv_pool_new(rwkv_cpu_count() < 8 ? rwkv_cpu_count() : 8, &vs->copy_pool, err))
         vs->copy_pool_failed = 1; /* then one thread copies */
@@ -640,6 +654,7 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
         rwkv_pool_run(vs->copy_pool, copy_rows, &rc);
     else
         copy_rows(&rc, 0, 1);
+    free(moved);
     if (vs->prof) {
         struct vk_prof_chunk *pc = prof_chunk(vs->prof, chunk->n_tokens);
         if (pc)

@@ -409,6 +409,7 @@ struct vk_state {
     int out_tile;              /* logits rows per pass over the per-output ops */
     int first_out_op;          /* first per-output op (n_ops when none) */
     struct vk_pool up, down;   /* staging: chunk table and state writes; logits and state reads */
+    size_t down_state;         /* where state reads start in `down` (the logits rows come first) */
     size_t chunk_words;
     VkDescriptorPool desc_pool;
     struct vk_dispatch *disp;
