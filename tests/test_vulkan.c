@@ -446,8 +446,10 @@ static void test_coopmat_modes(void)
     static const struct {
         const char *env, *value, *label;
         double tol;
-    } modes[6] = {
+    } modes[8] = {
         {"RWKV_VK_CM_TILE", "128", "coopmat 128x128 tiles: ", 1e-4},
+        {"RWKV_VK_KSPLIT", "3", "coopmat split along K in 3: ", 1e-4},
+        {"RWKV_VK_KSPLIT", "0", "coopmat never split along K: ", 1e-4},
         {"RWKV_VK_CM_DB", "1", "coopmat two shared-memory stages: ", 1e-4},
         {"RWKV_VK_CM_TILE", "32", "coopmat 32x32 tiles: ", 1e-4},
         {"RWKV_VK_COOPMAT", "fallback", "coopmat fp32 fallback: ", 1e-4},
@@ -458,7 +460,7 @@ static void test_coopmat_modes(void)
         fprintf(stderr, "  (no cooperative-matrix kernel on this device)\n");
         return;
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
         struct rwkv_device *dev = open_with_env(modes[i].env, modes[i].value);
         if (dev) {
             compare_cpu_tol(dev, ALIGNED_DIMS, modes[i].label, 1, modes[i].tol);

@@ -31,6 +31,7 @@ set(RWKV_SHADER_VARIANTS
   "gemm_f16|gemm.comp|W_F16"
   "gemm_f32|gemm.comp|"
   "gemm_cm|gemm_cm.comp|"
+  "ksum|ksum.comp|"
   "copy|copy.comp|"
   "wkv4|wkv4.comp|"
   "wkv5|wkv5.comp|USE_SUBGROUP"

@@ -559,6 +559,9 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
             return st;
     }
     ok->pipeline = ok->mm[VK_MM_BASIC];
+    uint32_t spec[VK_SPEC] = {256};
+    if (ok->mm[VK_MM_CM_TINY] || ok->mm[VK_MM_CM_SMALL] || ok->mm[VK_MM_CM_BIG])
+        return vk_pipeline_get(d, VK_K_KSUM, RWKV_DTYPE_F32, spec, &ok->ksum, err);
     return RWKV_OK;
 }
 
@@ -808,6 +811,16 @@ static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct v
                                      err);
     if (!st && direct)
         st = vk_pool_commit(d, &vs->table, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, VK_MEM_MAPPED_DEVICE, err);
+    /* split-K partial sums: the parts of the widest token-side matrix whose tiles may be few, within
+     * VK_KSPLIT_SCRATCH (vk_exec.c splits only what fits) */
+    size_t widest = 0;
+    for (int o = 0; o < p->n_ops && o < vs->first_out_op; o++)
+        if (p->ops[o].kind == RWKV_OP_MATMUL && (size_t)p->ops[o].out.width > widest)
+            widest = (size_t)p->ops[o].out.width;
+    size_t scratch = (size_t)VK_KSPLIT_MAX * (size_t)s->token_chunk_size * widest * sizeof(float);
+    scratch = scratch < VK_KSPLIT_SCRATCH ? scratch : VK_KSPLIT_SCRATCH;
+    if (!st && d->feat.coopmat != VK_COOPMAT_OFF && d->ksplit != 0 && s->token_chunk_size > VK_GEMV_MAX_T)
+        st = vk_pool_reserve(&vs->act, scratch, &vs->scratch, "split-K scratch", err);
     for (int i = 0; i < vs->n_regions && !st; i++) {
         snprintf(what, sizeof what, "state of %d slots", s->num_batch);
         st = vk_pool_reserve(&vs->act, (VkDeviceSize)s->num_batch * vs->regions[i].floats * sizeof(float),
@@ -881,12 +894,13 @@ static int op_bindings(const struct rwkv_model *m, const struct vk_state *vs, in
         info[n++] = vk_span_info(&vs->act, vs->regions[vs->op_region[o]].span);
     if (k->chunk)
         info[n++] = vk_span_info(vk_table_pool(vs), vs->chunk);
-    if (k->extra) { /* MATMUL: the absorbed LERP's in0, in1 and out */
+    if (k->extra) { /* MATMUL: the absorbed LERP's in0, in1 and out; the split-K scratch */
         int l = vm->ok[o].lerp_op[0];
         const struct rwkv_op *lp = l >= 0 ? &m->program.ops[l] : NULL;
         info[n++] = buf_info(vs, lp ? lp->in[0].buf : -1, d);
         info[n++] = buf_info(vs, lp ? lp->in[1].buf : -1, d);
         info[n++] = buf_info(vs, lp ? lp->out.buf : -1, d);
+        info[n++] = vs->scratch.size ? vk_span_info(&vs->act, vs->scratch) : buf_info(vs, -1, d);
     }
     return n;
 }

@@ -53,6 +53,7 @@ struct recorder {
     uint64_t read, written; /* buffers touched since the last barrier */
     struct vk_prof *prof;   /* per-dispatch timestamps (RWKV_VK_PROFILE=1), else NULL */
     int barriers, dispatches;
+    int scratch_read;       /* a split-K sum reads the scratch since the last barrier */
 };
 
 static uint64_t buf_bit(int buf)
@@ -110,6 +111,7 @@ static void hazard(struct recorder *r, int o, uint64_t extra)
         compute_barrier(r->cb);
         r->barriers++;
         r->read = r->written = 0;
+        r->scratch_read = 0;
     }
     r->read |= rd;
     r->written |= wr;
@@ -273,6 +275,29 @@ static uint64_t lora_reads(const struct recorder *r, const struct vk_op_kernel *
     return rd;
 }
 
+/* Parts of a tensor-core GEMM split along K: where its tiles are too few for the device and K is long
+ * (RWKV_VK_KSPLIT=N forces N, 0 never), and the parts' sums fit the scratch. */
+static uint32_t ksplit_parts(const struct recorder *r, const struct vk_op_kernel *ok, const struct vk_push *pc,
+                             const uint32_t g[3])
+{
+    const struct vk_dev *d = r->d;
+    uint32_t tiles = g[0] * g[1], parts;
+    if (!ok->ksum || !r->vs->scratch.size || d->ksplit == 0)
+        return 1;
+    if (d->ksplit > 0)
+        parts = (uint32_t)d->ksplit;
+    else if (tiles >= VK_KSPLIT_TILES)
+        return 1;
+    else
+        parts = (VK_KSPLIT_TILES + tiles - 1) / tiles;
+    while (parts > 1 && (pc->k / parts < VK_KSPLIT_MIN_K && d->ksplit < 0))
+        parts--;
+    parts = parts > VK_KSPLIT_MAX ? VK_KSPLIT_MAX : parts;
+    while (parts > 1 && (size_t)parts * pc->rows * pc->nrows * sizeof(float) > r->vs->scratch.size)
+        parts--;
+    return parts;
+}
+
 static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t rows, uint32_t out_base)
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
@@ -301,9 +326,20 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         kernel = VK_K_NORMMIX_ONE;
         pipe = ok->one;
     }
-    hazard(r, dp->op, extra);
     uint32_t g[3];
     group_counts(r->d, ok, kernel, variant, &pc, g);
+    uint32_t parts = kernel == VK_K_GEMM_CM ? ksplit_parts(r, ok, &pc, g) : 1;
+    if (parts > 1 && r->scratch_read) { /* the scratch is still being read by an earlier sum */
+        compute_barrier(r->cb);
+        r->barriers++;
+        r->read = r->written = 0;
+        r->scratch_read = 0;
+    }
+    hazard(r, dp->op, extra);
+    if (kernel == VK_K_GEMM_CM) { /* a MATMUL has no state: the field carries the parts */
+        pc.state_stride = parts;
+        g[2] = parts;
+    }
     VkPipelineLayout layout = vk_pipeline_layout(r->d, kernel == VK_K_WKV7_LORA ? kernel : ok->kernel);
     if (pipe != r->bound) {
         vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
@@ -315,6 +351,22 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     r->dispatches++;
     if (r->prof)
         prof_mark(r, kernel, dp->op, &pc);
+    if (parts > 1) { /* the sums of the parts, once they are all written */
+        compute_barrier(r->cb);
+        r->barriers++;
+        uint64_t rd, wr;
+        group_masks(r->m, dp->op, &rd, &wr);
+        r->read = rd;
+        r->written = wr;
+        r->scratch_read = 1;
+        vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->ksum);
+        r->bound = ok->ksum;
+        uint32_t n = pc.rows * pc.nrows, groups = (n + 255) / 256;
+        vkCmdDispatch(r->cb, groups < r->d->lim.max_groups[0] ? groups : r->d->lim.max_groups[0], 1, 1);
+        r->dispatches++;
+        if (r->prof)
+            prof_mark(r, VK_K_KSUM, dp->op, &pc);
+    }
 }
 
 /* Everything between the tiles and the copies back is ordered by full barriers (few per chunk). */
@@ -334,6 +386,7 @@ static void record_outputs(struct recorder *r, int first_disp)
         vkCmdCopyBuffer(r->cb, vs->act.blocks[lg->block].buffer, vs->down.blocks[0].buffer, 1, &c);
         vk_barrier_all(r->cb);
         r->read = r->written = 0;
+        r->scratch_read = 0;
     }
 }
 

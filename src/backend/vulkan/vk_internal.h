@@ -85,6 +85,8 @@ struct vk_dev {
     int gemv_round;         /* env RWKV_VK_GEMV_ROUND=1: a GEMV lane's blocks in one round (tuning) */
     int gemv_wgs;           /* env RWKV_VK_GEMV_WGS: most workgroups of a GEMV dispatch (0: one per row block) */
     int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */
+    int ksplit;             /* env RWKV_VK_KSPLIT: 0 never split a GEMM along K, N always in N parts (tests),
+                             * -1 (default) by tile count */
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
@@ -204,6 +206,7 @@ enum vk_kernel_id {
     VK_K_GEMV,    /* MATMUL of few tokens: 16-byte weight loads, subgroup reductions */
     VK_K_GEMM,    /* MATMUL of many tokens: shared-memory tiles, fp32 */
     VK_K_GEMM_CM, /* MATMUL of many tokens on tensor cores (VK_NV_cooperative_matrix) */
+    VK_K_KSUM,    /* the sums of a GEMM_CM split along K, with the MATMUL epilogue (ksum.comp) */
     VK_K_WKV4,
     VK_K_WKV5,
     VK_K_WKV7,
@@ -253,6 +256,13 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 #define VK_FLAG_ACCUMULATE (1u << 16)
 /* MATMUL: then out2 = a + (b - a) * y, the absorbed LERP, with views a, b, out2 in in[1], in[2], in[3] */
 #define VK_FLAG_LERP_OUT (1u << 17)
+/* GEMM_CM split along K (push constant state_stride = parts, gl_WorkGroupID.z = part): raw sums into
+ * the state's scratch, [part][token][row], then KSUM adds the parts in order and runs the epilogue.
+ * Used where the output has few tiles (LoRA projections, batched generation) and K is long. */
+#define VK_KSPLIT_MAX 8
+#define VK_KSPLIT_TILES 264      /* splits while the tiles are fewer than this (2 per H100/H200 SM) */
+#define VK_KSPLIT_MIN_K 256      /* least K per part */
+#define VK_KSPLIT_SCRATCH ((size_t)64 << 20) /* at most this many bytes of scratch per state */
 
 /* Workgroup sizes chosen on the C side (spec constant 0 of each kernel). */
 #define VK_WG_ROWS 64
@@ -328,6 +338,7 @@ struct vk_op_kernel {
     int n_parts;         /* dispatches: the parts of the matrix (MATMUL/EMBED), else 1 */
     int group_end;       /* the last op this dispatch performs (itself, or what NORMMIX absorbs) */
     VkPipeline mm[VK_MM_COUNT]; /* MATMUL: the variants the op qualifies for (else VK_NULL_HANDLE) */
+    VkPipeline ksum;     /* MATMUL with tensor-core variants: the split-K sums (ksum.comp) */
     VkPipeline one;      /* WKV7, NORMMIX: the variant for one token per segment (VK_NULL_HANDLE: none) */
     uint32_t one_split;  /* NORMMIX: workgroups per row of that variant */
     VkPipeline lora;     /* WKV7: the one-token variant absorbing lora_ops (VK_NULL_HANDLE: none) */
@@ -410,6 +421,7 @@ struct vk_state {
     int first_out_op;          /* first per-output op (n_ops when none) */
     struct vk_pool up, down;   /* staging: chunk table and state writes; logits and state reads */
     size_t down_state;         /* where state reads start in `down` (the logits rows come first) */
+    struct vk_span scratch;    /* split-K partial sums (scratch.size 0: none) */
     size_t chunk_words;
     VkDescriptorPool desc_pool;
     struct vk_dispatch *disp;

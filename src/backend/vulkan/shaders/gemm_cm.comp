@@ -34,6 +34,10 @@ layout(std430, binding = 1) readonly buffer InBuf { vec4 x4[]; };
 layout(std430, binding = 2) readonly buffer WBuf { uvec4 w4[]; }; // 8 F16 per uvec4
 layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
 #include "matmul_out.glsl"
+// Split along K (vk_exec.c): pc.state_stride parts (0 or 1: none), this workgroup's part in z; raw
+// sums go to the scratch, [part][token][row of the part], for ksum.comp.
+layout(std430, binding = 7) writeonly buffer ScratchBuf { float part_sum[]; };
+uint n_parts() { return max(pc.state_stride, 1u); }
 
 #define MAT16 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
 #define MAT32 fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
@@ -101,12 +105,12 @@ void store_slice(uint s0)
     }
 }
 
-// The fp32 fallback for one element.
-float dot_f32(uint row, uint t)
+// The fp32 fallback for one element, over K blocks [b0, b1).
+float dot_f32(uint row, uint t, uint b0, uint b1)
 {
     uint K8 = pc.k >> 3, xb = (t * pc.in_stride[0] + pc.in_col[0]) >> 2;
     float s = 0.0;
-    for (uint b = 0u; b < K8; b++) {
+    for (uint b = b0; b < b1; b++) {
         uvec4 q = w4[row * K8 + b];
         s += dot(vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y)), x4[xb + 2u * b]) +
              dot(vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w)), x4[xb + 2u * b + 1u]);
@@ -119,6 +123,15 @@ void main()
     uint tid = gl_LocalInvocationID.x, warp = gl_SubgroupID, lane = gl_SubgroupInvocationID;
     uint wm = warp / WN, wn = warp % WN;
     uint n_rb = (pc.nrows + TN - 1u) / TN, n_tb = (pc.rows + TM - 1u) / TM;
+    // this part's K: whole slices, the last part takes the rest
+    uint P = n_parts(), z = gl_WorkGroupID.z, kps = (pc.k + P * TK - 1u) / (P * TK) * TK;
+    uint k_lo = min(z * kps, pc.k), k_hi = P > 1u ? min(k_lo + kps, pc.k) : pc.k;
+    // the split's raw sum of element (t, row), or the epilogue
+#define STORE_OUT(row, t, v) \
+    if (P > 1u) \
+        part_sum[(z * pc.rows + (t)) * pc.nrows + (row)] = (v); \
+    else \
+        mm_store(row, t, v)
     // token tiles along x: the workgroups running together share a weight tile, read from memory once
     for (uint rb = gl_WorkGroupID.y; rb < n_rb; rb += gl_NumWorkGroups.y) {
         for (uint tb = gl_WorkGroupID.x; tb < n_tb; tb += gl_NumWorkGroups.x) {
@@ -129,14 +142,14 @@ void main()
                     acc[i][j] = MAT32(0.0);
             if (tid == 0u)
                 bad = 0u;
-            load_slice(0u, t0, r0);
+            load_slice(k_lo, t0, r0);
             if (NBUF == 2u) { // the first slice staged ahead
                 store_slice(0u);
                 barrier();
             }
             uint cur = 0u;
-            for (uint k0 = 0u; k0 < pc.k; k0 += TK) {
-                bool more = k0 + TK < pc.k;
+            for (uint k0 = k_lo; k0 < k_hi; k0 += TK) {
+                bool more = k0 + TK < k_hi;
                 if (NBUF == 1u) {
                     barrier(); // the previous slice is consumed
                     store_slice(0u);
@@ -175,8 +188,10 @@ void main()
             if (fallback) {
                 for (uint e = tid; e < TM * TN; e += WG) {
                     uint t = t0 + e / TN, row = r0 + e % TN;
-                    if (t < pc.rows && row < pc.nrows)
-                        mm_store(row, t, dot_f32(row, t));
+                    if (t < pc.rows && row < pc.nrows) {
+                        float v = dot_f32(row, t, k_lo >> 3, (k_hi + 7u) >> 3);
+                        STORE_OUT(row, t, v);
+                    }
                 }
             } else {
                 uint base = warp * 16u * CLD / 4u;
@@ -189,8 +204,9 @@ void main()
                             uint e = lane + 32u * q, rr = e / 16u, cc = e % 16u;
                             uint t = t0 + (wm * CM + i) * 16u + rr, row = r0 + (wn * CN + j) * 16u + cc;
                             float v = uintBitsToFloat(sh[base + (rr * CLD + cc) / 4u][cc % 4u]);
-                            if (t < pc.rows && row < pc.nrows)
-                                mm_store(row, t, v);
+                            if (t < pc.rows && row < pc.nrows) {
+                                STORE_OUT(row, t, v);
+                            }
                         }
                         subgroupBarrier();
                     }
