@@ -289,7 +289,7 @@ static uint32_t ksplit_parts(const struct recorder *r, const struct vk_op_kernel
     else if (tiles >= VK_KSPLIT_TILES)
         return 1;
     else
-        parts = (VK_KSPLIT_TILES + tiles - 1) / tiles;
+        parts = (VK_KSPLIT_TARGET + tiles - 1) / tiles;
     while (parts > 1 && (pc->k / parts < VK_KSPLIT_MIN_K && d->ksplit < 0))
         parts--;
     parts = parts > VK_KSPLIT_MAX ? VK_KSPLIT_MAX : parts;

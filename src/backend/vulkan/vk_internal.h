@@ -260,7 +260,8 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
  * the state's scratch, [part][token][row], then KSUM adds the parts in order and runs the epilogue.
  * Used where the output has few tiles (LoRA projections, batched generation) and K is long. */
 #define VK_KSPLIT_MAX 8
-#define VK_KSPLIT_TILES 264      /* splits while the tiles are fewer than this (2 per H100/H200 SM) */
+#define VK_KSPLIT_TILES 132      /* splits while the tiles are fewer than one per H100/H200 SM... */
+#define VK_KSPLIT_TARGET 264     /* ...into about this many (tiles x parts) */
 #define VK_KSPLIT_MIN_K 256      /* least K per part */
 #define VK_KSPLIT_SCRATCH ((size_t)64 << 20) /* at most this many bytes of scratch per state */
 

@@ -37,12 +37,17 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
-    "embed", "normmix", "normmix-one", "shift", "rows", "matmul", "gemv", "gemm", "gemm-coopmat", "wkv4", "wkv5", "wkv7", "wkv7-one", "wkv7-lora", "copy",
+    [VK_K_EMBED] = "embed",     [VK_K_NORMMIX] = "normmix", [VK_K_NORMMIX_ONE] = "normmix-one",
+    [VK_K_SHIFT] = "shift",     [VK_K_ROWS] = "rows",       [VK_K_MATMUL] = "matmul",
+    [VK_K_GEMV] = "gemv",       [VK_K_GEMM] = "gemm",       [VK_K_GEMM_CM] = "gemm-coopmat",
+    [VK_K_KSUM] = "ksum",       [VK_K_WKV4] = "wkv4",       [VK_K_WKV5] = "wkv5",
+    [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
+    [VK_K_COPY] = "copy",
 };
 
 const char *vk_kernel_name(int kernel)
 {
-    return kernel >= 0 && kernel < VK_K_COUNT ? kernel_names[kernel] : "?";
+    return kernel >= 0 && kernel < VK_K_COUNT && kernel_names[kernel] ? kernel_names[kernel] : "?";
 }
 
 /* Tensor-core tiles (tokens x rows, warps along each), picked by how many workgroups they give. */
