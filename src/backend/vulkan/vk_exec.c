@@ -276,9 +276,12 @@ static uint64_t lora_reads(const struct recorder *r, const struct vk_op_kernel *
 }
 
 /* Parts of a tensor-core GEMM split along K: where its tiles are too few for the device and K is long
- * (RWKV_VK_KSPLIT=N forces N, 0 never), and the parts' sums fit the scratch. */
+ * (RWKV_VK_KSPLIT=N forces N, 0 never), and the parts' sums fit the scratch. Not the 128 x 128 tiles
+ * (8 warps, many registers: more parts only make more waves), nor 32 x 32 tiles unless very few: the
+ * LoRA projections of a prefill run beside the big GEMMs of their level, and a split's barrier ends
+ * that overlap (H200: -3 % at 1.5b pp512; batched generation 1.5b x 256: +16 %). */
 static uint32_t ksplit_parts(const struct recorder *r, const struct vk_op_kernel *ok, const struct vk_push *pc,
-                             const uint32_t g[3])
+                             const uint32_t g[3], int variant)
 {
     const struct vk_dev *d = r->d;
     uint32_t tiles = g[0] * g[1], parts;
@@ -286,7 +289,7 @@ static uint32_t ksplit_parts(const struct recorder *r, const struct vk_op_kernel
         return 1;
     if (d->ksplit > 0)
         parts = (uint32_t)d->ksplit;
-    else if (tiles >= VK_KSPLIT_TILES)
+    else if (tiles >= VK_KSPLIT_TILES || variant == VK_MM_CM_BIG || (variant == VK_MM_CM_TINY && tiles >= 32))
         return 1;
     else
         parts = (VK_KSPLIT_TARGET + tiles - 1) / tiles;
@@ -328,7 +331,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     }
     uint32_t g[3];
     group_counts(r->d, ok, kernel, variant, &pc, g);
-    uint32_t parts = kernel == VK_K_GEMM_CM ? ksplit_parts(r, ok, &pc, g) : 1;
+    uint32_t parts = kernel == VK_K_GEMM_CM ? ksplit_parts(r, ok, &pc, g, variant) : 1;
     if (parts > 1 && r->scratch_read) { /* the scratch is still being read by an earlier sum */
         compute_barrier(r->cb);
         r->barriers++;
