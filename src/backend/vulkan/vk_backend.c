@@ -549,10 +549,15 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
         if (!vk_kernel_available(d, kernel, dt) || ((kernel == VK_K_GEMV || kernel == VK_K_GEMM_CM) && !aligned))
             continue;
         rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
+        if (!st && kernel == VK_K_GEMM_CM && v != VK_MM_CM_BIG && d->ksplit != 0) { /* vk_exec.c's ksplit_parts */
+            spec[5] |= 8;
+            st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm_split[v], err);
+        }
         if (st && kernel == VK_K_GEMM_CM && !d->lost) { /* a driver refusing it: the fp32 tiles remain */
             fprintf(stderr, "rwkv: vulkan: tensor-core kernel unavailable, using fp32 tiles: %s\n", err->message);
             d->feat.coopmat = VK_COOPMAT_OFF;
             ok->mm[VK_MM_CM_TINY] = ok->mm[VK_MM_CM_SMALL] = ok->mm[VK_MM_CM_BIG] = VK_NULL_HANDLE;
+            ok->mm_split[VK_MM_CM_TINY] = ok->mm_split[VK_MM_CM_SMALL] = VK_NULL_HANDLE;
             break;
         }
         if (st)

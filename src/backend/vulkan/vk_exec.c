@@ -285,7 +285,7 @@ static uint32_t ksplit_parts(const struct recorder *r, const struct vk_op_kernel
 {
     const struct vk_dev *d = r->d;
     uint32_t tiles = g[0] * g[1], parts;
-    if (!ok->ksum || !r->vs->scratch.size || d->ksplit == 0)
+    if (!ok->ksum || !ok->mm_split[variant] || !r->vs->scratch.size || d->ksplit == 0)
         return 1;
     if (d->ksplit > 0)
         parts = (uint32_t)d->ksplit;
@@ -342,6 +342,8 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     if (kernel == VK_K_GEMM_CM) { /* a MATMUL has no state: the field carries the parts */
         pc.state_stride = parts;
         g[2] = parts;
+        if (parts > 1)
+            pipe = ok->mm_split[variant];
     }
     VkPipelineLayout layout = vk_pipeline_layout(r->d, kernel == VK_K_WKV7_LORA ? kernel : ok->kernel);
     if (pipe != r->bound) {

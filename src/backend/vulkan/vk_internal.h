@@ -340,6 +340,7 @@ struct vk_op_kernel {
     int group_end;       /* the last op this dispatch performs (itself, or what NORMMIX absorbs) */
     VkPipeline mm[VK_MM_COUNT]; /* MATMUL: the variants the op qualifies for (else VK_NULL_HANDLE) */
     VkPipeline ksum;     /* MATMUL with tensor-core variants: the split-K sums (ksum.comp) */
+    VkPipeline mm_split[VK_MM_COUNT]; /* the tensor-core variants that may be split along K */
     VkPipeline one;      /* WKV7, NORMMIX: the variant for one token per segment (VK_NULL_HANDLE: none) */
     uint32_t one_split;  /* NORMMIX: workgroups per row of that variant */
     VkPipeline lora;     /* WKV7: the one-token variant absorbing lora_ops (VK_NULL_HANDLE: none) */

@@ -23,7 +23,8 @@ layout(constant_id = 2) const uint TN = 128; // rows per tile
 layout(constant_id = 3) const uint WM = 2;   // warps along the tokens
 layout(constant_id = 4) const uint WN = 4;   // warps along the rows
 layout(constant_id = 5) const uint MODE = 1;  // bit 0: SPLIT; bit 1: every tile takes the fp32 path (tests);
-                                             // bit 2: two shared-memory stages (one barrier per slice)
+                                             // bit 2: two shared-memory stages (one barrier per slice);
+                                             // bit 3: may be split along K (else that code is left out)
 layout(constant_id = 6) const uint TK = 32;   // K per shared-memory slice (a multiple of 16)
 const uint SPLIT = MODE & 1u;
 layout(local_size_x_id = 0) in;
@@ -37,7 +38,8 @@ layout(std430, binding = 3) readonly buffer BiasBuf { float bias[]; };
 // Split along K (vk_exec.c): pc.state_stride parts (0 or 1: none), this workgroup's part in z; raw
 // sums go to the scratch, [part][token][row of the part], for ksum.comp.
 layout(std430, binding = 7) writeonly buffer ScratchBuf { float part_sum[]; };
-uint n_parts() { return max(pc.state_stride, 1u); }
+const bool KSPLIT_ON = (MODE & 8u) != 0u;
+uint n_parts() { return KSPLIT_ON ? max(pc.state_stride, 1u) : 1u; }
 
 #define MAT16 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
 #define MAT32 fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
@@ -124,11 +126,11 @@ void main()
     uint wm = warp / WN, wn = warp % WN;
     uint n_rb = (pc.nrows + TN - 1u) / TN, n_tb = (pc.rows + TM - 1u) / TM;
     // this part's K: whole slices, the last part takes the rest
-    uint P = n_parts(), z = gl_WorkGroupID.z, kps = (pc.k + P * TK - 1u) / (P * TK) * TK;
-    uint k_lo = min(z * kps, pc.k), k_hi = P > 1u ? min(k_lo + kps, pc.k) : pc.k;
+    uint P = n_parts(), z = KSPLIT_ON ? gl_WorkGroupID.z : 0u, kps = (pc.k + P * TK - 1u) / (P * TK) * TK;
+    uint k_lo = KSPLIT_ON ? min(z * kps, pc.k) : 0u, k_hi = KSPLIT_ON && P > 1u ? min(k_lo + kps, pc.k) : pc.k;
     // the split's raw sum of element (t, row), or the epilogue
 #define STORE_OUT(row, t, v) \
-    if (P > 1u) \
+    if (KSPLIT_ON && P > 1u) \
         part_sum[(z * pc.rows + (t)) * pc.nrows + (row)] = (v); \
     else \
         mm_store(row, t, v)
