@@ -5,8 +5,8 @@
 //   S[i][j] = S[i][j] w[j] - (sum_j' S[i][j'] kk[j']) kk[j] a[j] + v[i] k'[j];  y[i] = sum_j S[i][j] r[j]
 //   out = (GroupNorm(y) * ln_w + ln_b + (sum_j r[j] k'[j] r_k[j]) v) * g
 // Tokens go in blocks of TB, in three phases, so that the recurrence itself needs no barrier:
-//   A (all tokens of the block at once): the per-token vectors, with their sums over the head four
-//     tokens per reduction, into shared memory;
+//   A (all tokens of the block at once): the per-token vectors (loaded into registers while the block
+//     before ran B and C), with their sums over the head four tokens per reduction, into shared memory;
 //   B (token after token): the state update and y, from shared memory, four keys per load;
 //   C (all at once): GroupNorm, bonus and gate, and the output.
 // in0 r, in1 w, in2 k, in3 v, in4 a, in5 g; w0 k_k, w1 k_a, w2 r_k, w3 ln_x.weight, w4 ln_x.bias.
@@ -48,6 +48,21 @@ shared vec4 skk[TB * N4], sab[TB * N4], skb[TB * N4], sw[TB * N4], sr[TB * N4];
 shared float sv[TB * N], sg[TB * N], sy[TB * N];
 shared float sbonus[TB]; // sum_j r[j] k'[j] r_k[j] of each token
 float S[N];
+float pk[TB], pr[TB], pa[TB], pw[TB], pv[TB], pg[TB]; // the next block's vectors, channel c
+
+// Loads the vectors of the block from token t0 (past `end`: the last token again, unused).
+void prefetch(uint t0, uint end, uint c)
+{
+    [[unroll]] for (uint tt = 0u; tt < TB; tt++) {
+        uint t = min(t0 + tt, end - 1u);
+        pk[tt] = kv[in_at(2u, t, c)];
+        pr[tt] = rv[in_at(0u, t, c)];
+        pa[tt] = av[in_at(4u, t, c)];
+        pw[tt] = wv[in_at(1u, t, c)];
+        pv[tt] = vv[in_at(3u, t, c)];
+        pg[tt] = gv[in_at(5u, t, c)];
+    }
+}
 
 #define PUT4(A, T, I, V) A[(T) * N4 + (I) / 4u][(I) % 4u] = (V)
 
@@ -62,22 +77,25 @@ void main()
         for (uint j = 0u; j < N; j++)
             S[j] = st[base + j];
         float kkw = k_k[c], kaw = k_a[c], rkw = r_k[c], lw = lnw[c], lb = lnb[c];
+        prefetch(start, end, c);
         for (uint t0 = start; t0 < end; t0 += TB) {
             uint nb = min(TB, end - t0); // tokens in this block (uniform)
-            // A: the block's vectors; channel i of each token
-            for (uint q = 0u; 4u * q < nb; q++) {
+            // A: the block's vectors (prefetched); channel i of each token
+            [[unroll]] for (uint q = 0u; q < TB / 4u; q++) {
+                if (4u * q >= nb) // uniform
+                    break;
                 vec4 kk, a, bo;
                 [[unroll]] for (uint u = 0u; u < 4u; u++) {
-                    uint tt = 4u * q + u, t = min(t0 + tt, end - 1u); // past the end: repeats, unused
-                    float k = kv[in_at(2u, t, c)], r = rv[in_at(0u, t, c)];
-                    a[u] = av[in_at(4u, t, c)];
+                    uint tt = 4u * q + u;
+                    float k = pk[tt], r = pr[tt];
+                    a[u] = pa[tt];
                     kk[u] = k * kkw;
                     float kb = k * (1.0 + (a[u] - 1.0) * kaw);
                     PUT4(skb, tt, i, kb);
-                    PUT4(sw, tt, i, wv[in_at(1u, t, c)]);
+                    PUT4(sw, tt, i, pw[tt]);
                     PUT4(sr, tt, i, r);
-                    sv[tt * N + i] = vv[in_at(3u, t, c)];
-                    sg[tt * N + i] = gv[in_at(5u, t, c)];
+                    sv[tt * N + i] = pv[tt];
+                    sg[tt * N + i] = pg[tt];
                     bo[u] = r * kb * rkw;
                 }
                 kk *= 1.0 / max(sqrt(wg_sum4(kk * kk)), vec4(1e-12));
@@ -90,6 +108,8 @@ void main()
                 }
             }
             barrier();
+            if (t0 + TB < end) // the next block's loads fly during B and C
+                prefetch(t0 + TB, end, c);
             // B: the recurrence; both sums in four interleaved parts, for four times shorter chains
             for (uint tt = 0u; tt < nb; tt++) {
                 uint b = tt * N4;
