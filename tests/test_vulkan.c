@@ -688,16 +688,6 @@ int main(void)
         rwkv_device_free(copy);
     }
     test_coopmat_modes();
-    /* WKV7 with 2 and 4 state rows per invocation */
-    static const char *const rpt[2][2] = {{"2", "WKV7 2 rows per invocation: "}, {"4", "WKV7 4 rows per invocation: "}};
-    for (int i = 0; i < 2; i++) {
-        struct rwkv_device *dev = open_with_env("RWKV_VK_WKV7_RPT", rpt[i][0]);
-        if (dev) {
-            compare_cpu(dev, &synth_dims[4], rpt[i][1], 2);
-            compare_cpu(dev, ALIGNED_DIMS, rpt[i][1], 2);
-            rwkv_device_free(dev);
-        }
-    }
     /* one-token chunks: the one-token kernels without the LoRA fusion, and the general kernels */
     static const char *const one_modes[2][2] = {{"nolora", "one-token kernels without LoRA: "},
                                                 {"0", "general kernels for one token: "}};

@@ -625,13 +625,8 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
                     if (ok->lora_ops[j] >= 0)
                         vm->ok[ok->lora_ops[j]].absorbed_by = o;
             }
-            /* RPT rows per invocation (RWKV_VK_WKV7_RPT): each shared load in the recurrence serves
-             * them all; fewer tokens per block then, for the registers */
-            uint32_t rpt = d->wkv7_rpt > 0 && N % (uint32_t)d->wkv7_rpt == 0 ? (uint32_t)d->wkv7_rpt : 1;
-            spec[0] = N / rpt;
-            spec[1] = wkv7_block(d, N);
-            spec[1] = rpt > 1 && spec[1] > 4 ? 4 : spec[1];
-            spec[2] = rpt;
+            spec[0] = N;
+            spec[1] = wkv7_block(d, spec[0]);
             break;
         }
         default: break;

@@ -82,7 +82,6 @@ struct vk_dev {
     int lost;               /* VK_ERROR_DEVICE_LOST seen: every later call fails */
     int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
     int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
-    int wkv7_rpt;           /* env RWKV_VK_WKV7_RPT: state rows per invocation of the WKV7 kernel (1) */
     int gemv_round;         /* env RWKV_VK_GEMV_ROUND=1: a GEMV lane's blocks in one round (tuning) */
     int gemv_wgs;           /* env RWKV_VK_GEMV_WGS: most workgroups of a GEMV dispatch (0: one per row block) */
     int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */

@@ -17,12 +17,10 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "subgroup.glsl"
 
-layout(constant_id = 0) const uint WGS = 64; // invocations: the head size / RPT
-layout(constant_id = 1) const uint TB = 16;  // tokens per block (a multiple of 4)
-layout(constant_id = 2) const uint RPT = 1;  // state rows (and channels) per invocation
+layout(constant_id = 0) const uint N = 64;  // head size = workgroup size
+layout(constant_id = 1) const uint TB = 16; // tokens per block (a multiple of 4)
 layout(local_size_x_id = 0) in;
-#define WG WGS
-const uint N = WGS * RPT; // head size
+#define WG N
 
 #include "common.glsl"
 #include "reduce.glsl"
@@ -46,27 +44,23 @@ layout(std430, binding = 12) buffer StateBuf { float st[]; };
 const uint N4 = N / 4u;
 // per token of the block, read by every invocation in phase B: [t][j / 4]
 shared vec4 skk[TB * N4], sab[TB * N4], skb[TB * N4], sw[TB * N4], sr[TB * N4];
-// per token and channel (each invocation's own RPT channels): [t][c]
+// per token, each invocation's own channel: [t][i]
 shared float sv[TB * N], sg[TB * N], sy[TB * N];
 shared float sbonus[TB]; // sum_j r[j] k'[j] r_k[j] of each token
-float S[RPT * N];        // rows i, i + WG, ...: S[k N + j]
-// the next block's vectors of this invocation's channels: [k TB + tt]
-float pk[RPT * TB], pr[RPT * TB], pa[RPT * TB], pw[RPT * TB], pv[RPT * TB], pg[RPT * TB];
+float S[N];
+float pk[TB], pr[TB], pa[TB], pw[TB], pv[TB], pg[TB]; // the next block's vectors, channel c
 
 // Loads the vectors of the block from token t0 (past `end`: the last token again, unused).
-void prefetch(uint t0, uint end, uint c0)
+void prefetch(uint t0, uint end, uint c)
 {
-    [[unroll]] for (uint k = 0u; k < RPT; k++) {
-        uint c = c0 + k * WG;
-        [[unroll]] for (uint tt = 0u; tt < TB; tt++) {
-            uint t = min(t0 + tt, end - 1u), e = k * TB + tt;
-            pk[e] = kv[in_at(2u, t, c)];
-            pr[e] = rv[in_at(0u, t, c)];
-            pa[e] = av[in_at(4u, t, c)];
-            pw[e] = wv[in_at(1u, t, c)];
-            pv[e] = vv[in_at(3u, t, c)];
-            pg[e] = gv[in_at(5u, t, c)];
-        }
+    [[unroll]] for (uint tt = 0u; tt < TB; tt++) {
+        uint t = min(t0 + tt, end - 1u);
+        pk[tt] = kv[in_at(2u, t, c)];
+        pr[tt] = rv[in_at(0u, t, c)];
+        pa[tt] = av[in_at(4u, t, c)];
+        pw[tt] = wv[in_at(1u, t, c)];
+        pv[tt] = vv[in_at(3u, t, c)];
+        pg[tt] = gv[in_at(5u, t, c)];
     }
 }
 
@@ -77,130 +71,85 @@ void main()
     uint i = gl_LocalInvocationID.x;
     uint jobs = pc.n_seg * pc.heads;
     for (uint job = gl_WorkGroupID.x; job < jobs; job += gl_NumWorkGroups.x) {
-        uint s = job / pc.heads, h = job % pc.heads, c0 = h * N + i; // channels c0 + k WG
+        uint s = job / pc.heads, h = job % pc.heads, c = h * N + i;
         uint start = ck_seg_start(s), end = start + ck_seg_len(s);
         uint base = ck_seg_slot(s) * pc.state_stride + pc.state_off + (h * N + i) * N;
-        [[unroll]] for (uint k = 0u; k < RPT; k++)
-            for (uint j = 0u; j < N; j++)
-                S[k * N + j] = st[base + k * WG * N + j];
-        float kkw[RPT], kaw[RPT], rkw[RPT], lw[RPT], lb[RPT];
-        [[unroll]] for (uint k = 0u; k < RPT; k++) {
-            uint c = c0 + k * WG;
-            kkw[k] = k_k[c];
-            kaw[k] = k_a[c];
-            rkw[k] = r_k[c];
-            lw[k] = lnw[c];
-            lb[k] = lnb[c];
-        }
-        prefetch(start, end, c0);
+        for (uint j = 0u; j < N; j++)
+            S[j] = st[base + j];
+        float kkw = k_k[c], kaw = k_a[c], rkw = r_k[c], lw = lnw[c], lb = lnb[c];
+        prefetch(start, end, c);
         for (uint t0 = start; t0 < end; t0 += TB) {
             uint nb = min(TB, end - t0); // tokens in this block (uniform)
-            // A: the block's vectors (prefetched), four tokens per reduction over the head
+            // A: the block's vectors (prefetched); channel i of each token
             [[unroll]] for (uint q = 0u; q < TB / 4u; q++) {
                 if (4u * q >= nb) // uniform
                     break;
-                vec4 kk[RPT], a[RPT], ss = vec4(0.0), bo = vec4(0.0);
-                [[unroll]] for (uint k = 0u; k < RPT; k++) {
-                    uint ch = i + k * WG;
-                    [[unroll]] for (uint u = 0u; u < 4u; u++) {
-                        uint tt = 4u * q + u, e = k * TB + tt;
-                        float kv_ = pk[e], r = pr[e];
-                        a[k][u] = pa[e];
-                        kk[k][u] = kv_ * kkw[k];
-                        float kb = kv_ * (1.0 + (a[k][u] - 1.0) * kaw[k]);
-                        PUT4(skb, tt, ch, kb);
-                        PUT4(sw, tt, ch, pw[e]);
-                        PUT4(sr, tt, ch, r);
-                        sv[tt * N + ch] = pv[e];
-                        sg[tt * N + ch] = pg[e];
-                        bo[u] += r * kb * rkw[k];
-                    }
-                    ss += kk[k] * kk[k];
+                vec4 kk, a, bo;
+                [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                    uint tt = 4u * q + u;
+                    float k = pk[tt], r = pr[tt];
+                    a[u] = pa[tt];
+                    kk[u] = k * kkw;
+                    float kb = k * (1.0 + (a[u] - 1.0) * kaw);
+                    PUT4(skb, tt, i, kb);
+                    PUT4(sw, tt, i, pw[tt]);
+                    PUT4(sr, tt, i, r);
+                    sv[tt * N + i] = pv[tt];
+                    sg[tt * N + i] = pg[tt];
+                    bo[u] = r * kb * rkw;
                 }
-                vec4 inv = 1.0 / max(sqrt(wg_sum4(ss)), vec4(1e-12));
+                kk *= 1.0 / max(sqrt(wg_sum4(kk * kk)), vec4(1e-12));
                 bo = wg_sum4(bo);
-                [[unroll]] for (uint k = 0u; k < RPT; k++) {
-                    uint ch = i + k * WG;
-                    kk[k] *= inv;
-                    [[unroll]] for (uint u = 0u; u < 4u; u++) {
-                        PUT4(skk, 4u * q + u, ch, kk[k][u]);
-                        PUT4(sab, 4u * q + u, ch, kk[k][u] * a[k][u]);
-                    }
-                }
-                if (i == 0u)
-                    [[unroll]] for (uint u = 0u; u < 4u; u++)
+                [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                    PUT4(skk, 4u * q + u, i, kk[u]);
+                    PUT4(sab, 4u * q + u, i, kk[u] * a[u]);
+                    if (i == 0u)
                         sbonus[4u * q + u] = bo[u];
+                }
             }
             barrier();
             if (t0 + TB < end) // the next block's loads fly during B and C
-                prefetch(t0 + TB, end, c0);
-            // B: the recurrence of this invocation's rows; each shared load serves all of them, and
-            // both sums go in four interleaved parts, for four times shorter chains
+                prefetch(t0 + TB, end, c);
+            // B: the recurrence; both sums in four interleaved parts, for four times shorter chains
             for (uint tt = 0u; tt < nb; tt++) {
                 uint b = tt * N4;
-                vec4 sa4[RPT];
-                [[unroll]] for (uint k = 0u; k < RPT; k++)
-                    sa4[k] = vec4(0.0);
-                [[unroll]] for (uint j = 0u; j < N; j += 4u) {
-                    vec4 kk4 = skk[b + j / 4u];
-                    [[unroll]] for (uint k = 0u; k < RPT; k++)
-                        sa4[k] -= vec4(S[k * N + j], S[k * N + j + 1u], S[k * N + j + 2u], S[k * N + j + 3u]) * kk4;
-                }
-                float sa[RPT], vi[RPT];
-                vec4 acc4[RPT];
-                [[unroll]] for (uint k = 0u; k < RPT; k++) {
-                    sa[k] = (sa4[k].x + sa4[k].y) + (sa4[k].z + sa4[k].w);
-                    vi[k] = sv[tt * N + i + k * WG];
-                    acc4[k] = vec4(0.0);
-                }
+                vec4 sa4 = vec4(0.0);
+                [[unroll]] for (uint j = 0u; j < N; j += 4u)
+                    sa4 -= vec4(S[j], S[j + 1u], S[j + 2u], S[j + 3u]) * skk[b + j / 4u];
+                float sa = (sa4.x + sa4.y) + (sa4.z + sa4.w), vi = sv[tt * N + i];
+                vec4 acc4 = vec4(0.0);
                 [[unroll]] for (uint j = 0u; j < N; j += 4u) {
                     vec4 w = sw[b + j / 4u], ab = sab[b + j / 4u], kb = skb[b + j / 4u], r = sr[b + j / 4u];
-                    [[unroll]] for (uint k = 0u; k < RPT; k++) {
-                        uint o = k * N + j;
-                        vec4 s4 = vec4(S[o], S[o + 1u], S[o + 2u], S[o + 3u]) * w + sa[k] * ab + vi[k] * kb;
-                        S[o] = s4.x;
-                        S[o + 1u] = s4.y;
-                        S[o + 2u] = s4.z;
-                        S[o + 3u] = s4.w;
-                        acc4[k] += s4 * r;
-                    }
+                    vec4 s4 = vec4(S[j], S[j + 1u], S[j + 2u], S[j + 3u]) * w + sa * ab + vi * kb;
+                    S[j] = s4.x;
+                    S[j + 1u] = s4.y;
+                    S[j + 2u] = s4.z;
+                    S[j + 3u] = s4.w;
+                    acc4 += s4 * r;
                 }
-                [[unroll]] for (uint k = 0u; k < RPT; k++)
-                    sy[tt * N + i + k * WG] = (acc4[k].x + acc4[k].y) + (acc4[k].z + acc4[k].w);
+                sy[tt * N + i] = (acc4.x + acc4.y) + (acc4.z + acc4.w);
             }
-            // C: GroupNorm over the head, bonus and gate, four tokens per reduction (each invocation
-            // writes what it read: no barrier before)
+            // C: GroupNorm over the head, bonus and gate, four tokens per reduction
             for (uint q = 0u; 4u * q < nb; q++) {
-                vec4 yv[RPT], sum = vec4(0.0), bo;
+                vec4 yv, vq, gq, bo;
+                [[unroll]] for (uint u = 0u; u < 4u; u++) {
+                    uint tt = 4u * q + u;
+                    yv[u] = sy[tt * N + i];
+                    vq[u] = sv[tt * N + i];
+                    gq[u] = sg[tt * N + i];
+                    bo[u] = sbonus[tt];
+                }
+                vec4 mean = wg_sum4(yv) / float(N), d = yv - mean;
+                vec4 inv = 1.0 / sqrt(wg_sum4(d * d) / float(N) + pc.eps);
+                vec4 o = (d * inv * lw + lb + bo * vq) * gq;
                 [[unroll]] for (uint u = 0u; u < 4u; u++)
-                    bo[u] = sbonus[4u * q + u];
-                [[unroll]] for (uint k = 0u; k < RPT; k++) {
-                    [[unroll]] for (uint u = 0u; u < 4u; u++)
-                        yv[k][u] = sy[(4u * q + u) * N + i + k * WG];
-                    sum += yv[k];
-                }
-                vec4 mean = wg_sum4(sum) / float(N), var = vec4(0.0);
-                [[unroll]] for (uint k = 0u; k < RPT; k++)
-                    var += (yv[k] - mean) * (yv[k] - mean);
-                vec4 inv = 1.0 / sqrt(wg_sum4(var) / float(N) + pc.eps);
-                [[unroll]] for (uint k = 0u; k < RPT; k++) {
-                    uint ch = i + k * WG;
-                    vec4 vq, gq;
-                    [[unroll]] for (uint u = 0u; u < 4u; u++) {
-                        vq[u] = sv[(4u * q + u) * N + ch];
-                        gq[u] = sg[(4u * q + u) * N + ch];
-                    }
-                    vec4 o = ((yv[k] - mean) * inv * lw[k] + lb[k] + bo * vq) * gq;
-                    [[unroll]] for (uint u = 0u; u < 4u; u++)
-                        if (4u * q + u < nb)
-                            y[out_at(t0 + 4u * q + u, h * N + ch)] = o[u];
-                }
+                    if (4u * q + u < nb)
+                        y[out_at(t0 + 4u * q + u, c)] = o[u];
             }
             barrier(); // C's reads are done before the next block's A writes
         }
-        [[unroll]] for (uint k = 0u; k < RPT; k++)
-            for (uint j = 0u; j < N; j++)
-                st[base + k * WG * N + j] = S[k * N + j];
+        for (uint j = 0u; j < N; j++)
+            st[base + j] = S[j];
         barrier();
     }
 }
