@@ -559,6 +559,54 @@ static void test_logits_area(struct rwkv_device *dev, const char *label)
     rwkv_model_free(m);
 }
 
+/* Probabilities computed on the device (softmax.comp) for the slots that ask, logits for the others:
+ * the same tokens in both slots, so the probabilities must be rwkv_softmax of the other slot's logits;
+ * also with more rows than a per-output tile (split 4 KiB). */
+static void test_probabilities(struct rwkv_device *dev, const char *label)
+{
+    struct rwkv_model *m = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+    if (!m)
+        return;
+    size_t V = (size_t)rwkv_model_get_info(m)->n_vocab;
+    struct rwkv_state_options so = rwkv_state_default_options();
+    so.num_batch = 3;
+    so.token_chunk_size = 16;
+    struct rwkv_state *s = NULL;
+    struct rwkv_error err;
+    CHECK(rwkv_state_new(m, &so, &s, &err) == RWKV_OK);
+    static const int32_t toks[6] = {72, 101, 108, 108, 111, 33};
+    float *lg = malloc(6 * V * sizeof *lg), *pr = malloc(6 * V * sizeof *pr), *pr2 = malloc(6 * V * sizeof *pr2);
+    float *want = malloc(V * sizeof *want);
+    double worst = 0, sum_err = 0;
+    if (s && lg && pr && pr2 && want) {
+        struct rwkv_slot_io io[3] = {{toks, 6, RWKV_OUTPUT_ALL, lg, 6, 0, 0, 0},
+                                     {toks, 6, RWKV_OUTPUT_ALL, pr, 6, 0, 0, 1},
+                                     {toks, 6, RWKV_OUTPUT_ALL, pr2, 6, 0, 0, 1}};
+        while (io[0].n_tokens || io[1].n_tokens || io[2].n_tokens)
+            if (rwkv_run(s, io, 3, &err) != RWKV_OK) {
+                CHECK_MSG(0, "%s", err.message);
+                break;
+            }
+        for (int t = 0; t < 6; t++) {
+            rwkv_softmax(lg + t * V, want, V);
+            worst = fmax(worst, tc_max_diff(want, pr + t * V, V));
+            worst = fmax(worst, tc_max_diff(want, pr2 + t * V, V));
+            double sum = 0;
+            for (size_t i = 0; i < V; i++)
+                sum += pr[t * V + i];
+            sum_err = fmax(sum_err, fabs(sum - 1));
+        }
+    }
+    CHECK_MSG(worst < 1e-6 && sum_err < 1e-5, "%sdevice probabilities off by %.3g, sum by %.3g", label, worst, sum_err);
+    fprintf(stderr, "  %sprobabilities on the device: max diff %.2g from rwkv_softmax\n", label, worst);
+    rwkv_state_free(s);
+    free(lg);
+    free(pr);
+    free(pr2);
+    free(want);
+    rwkv_model_free(m);
+}
+
 /* ---- (5) state read / write / copy ---- */
 
 static void test_state_io(void)
@@ -705,6 +753,11 @@ int main(void)
     test_state_io();
     test_state_limit();
     test_logits_area(g_vk, "vulkan: ");
+    test_probabilities(g_vk, "");
+    if ((split = open_with_env("RWKV_VK_SPLIT_BYTES", "4096"))) {
+        test_probabilities(split, "split 4 KiB: ");
+        rwkv_device_free(split);
+    }
     test_logits_area(g_cpu, "cpu: ");
 
     rwkv_device_free(g_cpu);

@@ -33,6 +33,8 @@ set(RWKV_SHADER_VARIANTS
   "gemm_cm|gemm_cm.comp|"
   "ksum|ksum.comp|"
   "copy|copy.comp|"
+  "softmax|softmax.comp|USE_SUBGROUP"
+  "softmax_nosg|softmax.comp|"
   "wkv4|wkv4.comp|"
   "wkv5|wkv5.comp|USE_SUBGROUP"
   "wkv5_nosg|wkv5.comp|"

@@ -757,8 +757,8 @@ static rwkv_status build_regions(struct rwkv_state *s, struct vk_state *vs, stru
 
 static size_t chunk_words(const struct rwkv_state *s)
 {
-    /* header, tokens[T], tok_seg[T], seg_slot/start/len[B], out_rows[T] */
-    return VK_CHUNK_HEADER + 3 * (size_t)s->token_chunk_size + 3 * (size_t)s->num_batch;
+    /* header, tokens[T], tok_seg[T], seg_slot/start/len[B], out_rows[T], out_softmax[T] */
+    return VK_CHUNK_HEADER + 4 * (size_t)s->token_chunk_size + 3 * (size_t)s->num_batch;
 }
 
 /* Per-output tile rows: all requested logits rows, or as many as one descriptor of each such buffer holds. */
@@ -965,7 +965,8 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
                 n_sets++;
             }
         }
-    n_sets += n_disp;
+    n_sets += n_disp + 1; /* and the softmax's */
+    n_desc += (uint32_t)vk_kernel_bindings(VK_K_SOFTMAX);
     vs->disp = calloc((size_t)n_disp + 1, sizeof *vs->disp);
     if (!vs->disp)
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
@@ -991,7 +992,12 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
             vs->n_disp++;
         }
     }
-    return RWKV_OK;
+    /* softmax.comp over the logits buffer (the chunk's probabilities rows) */
+    const struct rwkv_program *p = &m->program;
+    VkDescriptorBufferInfo info[2] = {buf_info(vs, p->logits_buf, d), vk_span_info(vk_table_pool(vs), vs->chunk)};
+    uint32_t spec[VK_SPEC] = {d->lim.max_wg < 256 ? d->lim.max_wg : 256};
+    rwkv_status st = alloc_set(d, vs, VK_K_SOFTMAX, info, 2, &vs->softmax_set, err);
+    return st ? st : vk_pipeline_get(d, VK_K_SOFTMAX, RWKV_DTYPE_F32, spec, &vs->softmax, err);
 }
 
 static void vk_state_free(struct rwkv_state *s)
@@ -1211,6 +1217,7 @@ static rwkv_status vk_copy_bandwidth(struct rwkv_device *dev, size_t bytes, doub
 
 const struct rwkv_backend_ops rwkv_vulkan_backend = {
     .name = "vulkan",
+    .softmax = 1, /* softmax.comp, before the readback */
     .device_open = vk_device_open,
     .device_free = vk_device_free,
     .model_init = vk_model_init,

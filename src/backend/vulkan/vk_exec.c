@@ -36,9 +36,11 @@ static size_t write_chunk_table(uint32_t *w, const struct rwkv_chunk *c)
         for (int32_t t = 0; t < c->seg_len[s]; t++)
             w[off_tok_seg + (uint32_t)c->seg_start[s] + (uint32_t)t] = s;
     }
-    for (int r = 0; r < c->n_out; r++)
+    for (int r = 0; r < c->n_out; r++) {
         w[off_out + (uint32_t)r] = (uint32_t)c->out_rows[r];
-    return off_out + (size_t)c->n_out;
+        w[off_out + (uint32_t)c->n_out + (uint32_t)r] = c->out_softmax[r]; /* softmax.comp */
+    }
+    return off_out + 2 * (size_t)c->n_out;
 }
 
 struct recorder {
@@ -386,6 +388,22 @@ static void record_outputs(struct recorder *r, int first_disp)
         r->last_op = -1;
         for (int i = first_disp; i < vs->n_disp; i++)
             record(r, &vs->disp[i], n, r0);
+        if (r->chunk->any_softmax) { /* the rows that asked for probabilities (flags in the table) */
+            compute_barrier(r->cb);
+            r->barriers++;
+            const struct rwkv_program *p = &r->m->program;
+            struct vk_push pc = {.rows = n, .width = (uint32_t)p->buffers[p->logits_buf].width,
+                                 .out_stride = (uint32_t)p->buffers[p->logits_buf].width, .out_base = r0,
+                                 .nrows = R, .n_seg = (uint32_t)r->chunk->n_seg,
+                                 .chunk_tokens = (uint32_t)r->chunk->n_tokens};
+            VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SOFTMAX);
+            vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vs->softmax);
+            r->bound = vs->softmax;
+            vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &vs->softmax_set, 0, NULL);
+            vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
+            vkCmdDispatch(r->cb, n < r->d->lim.max_groups[0] ? n : r->d->lim.max_groups[0], 1, 1);
+            r->dispatches++;
+        }
         vk_barrier_all(r->cb);
         VkBufferCopy c = {lg->offset, (VkDeviceSize)r0 * V * sizeof(float), (VkDeviceSize)n * V * sizeof(float)};
         vkCmdCopyBuffer(r->cb, vs->act.blocks[lg->block].buffer, vs->down.blocks[0].buffer, 1, &c);
@@ -452,7 +470,7 @@ static struct vk_rec *find_rec(struct vk_state *vs, const struct rwkv_chunk *c)
 {
     for (int i = 0; i < VK_RECS; i++) {
         struct vk_rec *r = &vs->recs[i];
-        if (r->valid && r->T == c->n_tokens && r->S == c->n_seg && r->R == c->n_out)
+        if (r->valid && r->T == c->n_tokens && r->S == c->n_seg && r->R == c->n_out && r->soft == c->any_softmax)
             return r;
     }
     return NULL;
@@ -675,6 +693,7 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
         rec->T = chunk->n_tokens;
         rec->S = chunk->n_seg;
         rec->R = chunk->n_out;
+        rec->soft = chunk->any_softmax;
         rec->valid = 1;
     }
     rec->last_use = ++vs->uses;

@@ -213,6 +213,7 @@ enum vk_kernel_id {
     VK_K_WKV7_ONE, /* WKV7 of chunks whose segments are one token each (an op's variant, not its kernel) */
     VK_K_WKV7_LORA, /* the same, also doing the LoRA up-projections before it (the MATMULs it absorbs) */
     VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
+    VK_K_SOFTMAX, /* probabilities of the logits rows that asked for them (softmax.comp) */
     VK_K_COUNT
 };
 
@@ -380,6 +381,7 @@ struct vk_dispatch {
 struct vk_rec {
     struct vk_cmd cmd;
     int T, S, R;
+    int soft;           /* some row asked for probabilities */
     int valid;
     unsigned long last_use;
 };
@@ -424,6 +426,8 @@ struct vk_state {
     struct vk_pool up, down;   /* staging: chunk table and state writes; logits and state reads */
     size_t down_state;         /* where state reads start in `down` (the logits rows come first) */
     struct vk_span scratch;    /* split-K partial sums (scratch.size 0: none) */
+    VkPipeline softmax;        /* softmax.comp over the logits buffer, with its set */
+    VkDescriptorSet softmax_set;
     size_t chunk_words;
     VkDescriptorPool desc_pool;
     struct vk_dispatch *disp;
@@ -448,7 +452,7 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
 rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err);
 void vk_exec_free(struct rwkv_state *s);
 /* Chunk table layout (uint32 words): header, then tokens. Header words: offsets of tok_seg, seg_slot,
- * seg_start, seg_len, out_rows. */
+ * seg_start, seg_len, out_rows; after out_rows, each logits row's softmax flag. */
 #define VK_CHUNK_HEADER 8
 
 #endif

@@ -34,6 +34,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_WKV7_ONE] = {6, 5, 1, 1},
     [VK_K_WKV7_LORA] = {6, 5, 1, 1, 12},
     [VK_K_COPY] = {1, 0, 0, 0},
+    [VK_K_SOFTMAX] = {0, 0, 0, 1},
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
@@ -42,7 +43,7 @@ static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_GEMV] = "gemv",       [VK_K_GEMM] = "gemm",       [VK_K_GEMM_CM] = "gemm-coopmat",
     [VK_K_KSUM] = "ksum",       [VK_K_WKV4] = "wkv4",       [VK_K_WKV5] = "wkv5",
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
-    [VK_K_COPY] = "copy",
+    [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -73,6 +74,7 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_WKV7_ONE] = {{RWKV_SPV_wkv7_one, NONE_}, {RWKV_SPV_wkv7_one, NONE_}},
     [VK_K_WKV7_LORA] = {{RWKV_SPV_wkv7_lora_f16, NONE_}, {RWKV_SPV_wkv7_lora_f32, NONE_}},
     [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
+    [VK_K_SOFTMAX] = {{RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}, {RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}},
 };
 
 static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
