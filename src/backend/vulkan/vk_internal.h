@@ -280,7 +280,8 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 #define VK_GEMM_TILE 64  /* GEMM: 64 tokens x 64 rows per workgroup of 256 */
 #define VK_WG_GEMM 256
 #define VK_WG_COPY 256
-#define VK_SPIN_US 3000 /* a generation step's length: waits for it poll, longer ones then block */
+#define VK_SPIN_US 10000 /* a generation step's length (7.2b on an H200: 5 ms): waits for it poll, longer ones then
+                          * block (a thread waking from a blocking wait took the host ~20 us instead of ~6) */
 #define VK_CM_MIN_GROUPS 120 /* the largest tensor-core tile that still gives about one workgroup per
                               * multiprocessor of an H100 (the smallest where none does) */
 
