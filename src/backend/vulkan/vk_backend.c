@@ -549,11 +549,8 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
         if (!vk_kernel_available(d, kernel, dt) || ((kernel == VK_K_GEMV || kernel == VK_K_GEMM_CM) && !aligned))
             continue;
         rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
-        if (!st && v == VK_MM_GEMV1 && d->tail && op->accumulate && vk_kernel_available(d, VK_K_GEMV_TAIL, dt) &&
-            op->out.width <= 8192) { /* plan_tails; the row in shared memory */
-            spec[4] = (uint32_t)op->out.width;
-            st = vk_pipeline_get(d, VK_K_GEMV_TAIL, dt, spec, &ok->gemv_tail, err);
-        }
+        if (!st && v == VK_MM_GEMV1 && d->tail && op->accumulate && vk_kernel_available(d, VK_K_GEMV_TAIL, dt))
+            st = vk_pipeline_get(d, VK_K_GEMV_TAIL, dt, spec, &ok->gemv_tail, err); /* vk_exec.c's plan_tails */
         if (!st && kernel == VK_K_GEMM_CM && v != VK_MM_CM_BIG && d->ksplit != 0) { /* vk_exec.c's ksplit_parts */
             spec[5] |= 8;
             st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm_split[v], err);
@@ -1092,8 +1089,7 @@ static rwkv_status plan_tails(struct rwkv_state *s, struct vk_dev *d, struct vk_
         const struct rwkv_op *op = &p->ops[dp->op], *nop = &p->ops[nx->op];
         if (!ok->gemv_tail || ok->n_parts != 1 || (i > 0 && vs->disp[i - 1].level == dp->level) ||
             nx->level != dp->level + 1 || (i + 2 < n_tok && vs->disp[i + 2].level == nx->level) ||
-            nok->kernel != VK_K_NORMMIX || nok->shift_op < 0 || !same_view(nop->in[0], op->out) ||
-            nop->out.width != op->out.width) /* gemv.comp's TAIL_C */
+            nok->kernel != VK_K_NORMMIX || nok->shift_op < 0 || !same_view(nop->in[0], op->out))
             continue;
         dp->tail = i + 1;
         dp->tail_slot = n++;

@@ -81,8 +81,6 @@ layout(std430, binding = 19) readonly buffer TailPush {
 } tp;
 layout(std430, binding = 20) coherent buffer Counter { uint done; };
 shared uint last;
-layout(constant_id = 4) const uint TAIL_C = 8192; // the row's channels (vk_backend.c: the output's width)
-shared float xrow[TAIL_C];   // the row, read back once
 
 #define STORE_LERP(J, ARR) \
     if ((tp.flags & (1u << J)) != 0u) { \
@@ -103,27 +101,17 @@ void tail()
         return;
     memoryBarrierBuffer();
     uint C = tp.width, si = ck_seg_slot(0u) * tp.state_stride + tp.state_off, x0 = tp.in_col[0];
-    // the coherent loads eight at a time, all in flight before any is used
-    for (uint c0 = tid; c0 < C; c0 += 8u * WG) {
-        float v[8];
-        [[unroll]] for (uint u = 0u; u < 8u; u++)
-            v[u] = c0 + u * WG < C ? y[x0 + c0 + u * WG] : 0.0;
-        [[unroll]] for (uint u = 0u; u < 8u; u++)
-            if (c0 + u * WG < C)
-                xrow[c0 + u * WG] = v[u];
-    }
-    barrier();
     float s = 0.0;
     for (uint c = tid; c < C; c += WG)
-        s += xrow[c];
+        s += y[x0 + c];
     float mean = wg_sum(s) / float(C), q = 0.0;
     for (uint c = tid; c < C; c += WG) {
-        float d = xrow[c] - mean;
+        float d = y[x0 + c] - mean;
         q += d * d;
     }
     float inv = 1.0 / sqrt(wg_sum(q) / float(C) + tp.eps);
     for (uint c = tid; c < C; c += WG) {
-        float a = (xrow[c] - mean) * inv * prm[c] + prm[C + c], b = st[si + c];
+        float a = (y[x0 + c] - mean) * inv * prm[c] + prm[C + c], b = st[si + c];
         xx[tp.out_col + c] = a;
         st[si + c] = a;
         sx[c] = b;
