@@ -549,8 +549,6 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
         if (!vk_kernel_available(d, kernel, dt) || ((kernel == VK_K_GEMV || kernel == VK_K_GEMM_CM) && !aligned))
             continue;
         rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
-        if (!st && v == VK_MM_GEMV1 && d->tail && op->accumulate && vk_kernel_available(d, VK_K_GEMV_TAIL, dt))
-            st = vk_pipeline_get(d, VK_K_GEMV_TAIL, dt, spec, &ok->gemv_tail, err); /* vk_exec.c's plan_tails */
         if (!st && kernel == VK_K_GEMM_CM && v != VK_MM_CM_BIG && d->ksplit != 0) { /* vk_exec.c's ksplit_parts */
             spec[5] |= 8;
             st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm_split[v], err);
@@ -828,8 +826,6 @@ static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct v
     scratch = scratch < VK_KSPLIT_SCRATCH ? scratch : VK_KSPLIT_SCRATCH;
     if (!st && d->feat.coopmat != VK_COOPMAT_OFF && d->ksplit != 0 && s->token_chunk_size > VK_GEMV_MAX_T)
         st = vk_pool_reserve(&vs->act, scratch, &vs->scratch, "split-K scratch", err);
-    if (!st)
-        st = vk_pool_reserve(&vs->act, 16, &vs->counter, "workgroup counter", err);
     for (int i = 0; i < vs->n_regions && !st; i++) {
         snprintf(what, sizeof what, "state of %d slots", s->num_batch);
         st = vk_pool_reserve(&vs->act, (VkDeviceSize)s->num_batch * vs->regions[i].floats * sizeof(float),
@@ -1014,9 +1010,6 @@ static void vk_state_free(struct rwkv_state *s)
     vk_cmd_free(d, &vs->cmd);
     if (vs->desc_pool)
         vkDestroyDescriptorPool(d->device, vs->desc_pool, NULL);
-    if (vs->tail_pool)
-        vkDestroyDescriptorPool(d->device, vs->tail_pool, NULL);
-    vk_pool_free(d, &vs->tails);
     vk_pool_free(d, &vs->act);
     vk_pool_free(d, &vs->table);
     vk_pool_free(d, &vs->up);
@@ -1068,84 +1061,6 @@ static rwkv_status transfer(const struct rwkv_state *s, enum xfer dir, int first
     return vk_cmd_submit(d, &vs->cmd, err);
 }
 
-/* ---- one-token GEMV with the layer norm after it (gemv.comp TAIL) ---- */
-
-/* Pairs each one-token GEMV that is alone in its level with the NORMMIX (with shift) that is alone in
- * the next and reads its output (v7: the output projection and ffn.ln; the FFN value and the next
- * layer's ln1): in chunks of one token the GEMV's last workgroup runs the layer norm. */
-static rwkv_status plan_tails(struct rwkv_state *s, struct vk_dev *d, struct vk_state *vs, struct rwkv_error *err)
-{
-    const struct rwkv_model *m = s->model;
-    const struct vk_model *vm = (const struct vk_model *)m->backend;
-    const struct rwkv_program *p = &m->program;
-    int n_tok = 0, n = 0;
-    while (n_tok < vs->n_disp && vs->disp[n_tok].op < vs->first_out_op)
-        n_tok++;
-    for (int i = 0; i < vs->n_disp; i++)
-        vs->disp[i].tail = -1;
-    for (int i = 0; i + 1 < n_tok; i++) {
-        struct vk_dispatch *dp = &vs->disp[i], *nx = &vs->disp[i + 1];
-        const struct vk_op_kernel *ok = &vm->ok[dp->op], *nok = &vm->ok[nx->op];
-        const struct rwkv_op *op = &p->ops[dp->op], *nop = &p->ops[nx->op];
-        if (!ok->gemv_tail || ok->n_parts != 1 || (i > 0 && vs->disp[i - 1].level == dp->level) ||
-            nx->level != dp->level + 1 || (i + 2 < n_tok && vs->disp[i + 2].level == nx->level) ||
-            nok->kernel != VK_K_NORMMIX || nok->shift_op < 0 || !same_view(nop->in[0], op->out))
-            continue;
-        dp->tail = i + 1;
-        dp->tail_slot = n++;
-    }
-    if (!n)
-        return RWKV_OK;
-    VkDeviceSize slot = (sizeof(struct vk_push) + d->lim.align - 1) / d->lim.align * d->lim.align;
-    vk_pool_init(&vs->tails, slot * (VkDeviceSize)n, d->lim.align);
-    struct vk_span all;
-    rwkv_status st = vk_pool_reserve(&vs->tails, slot * (VkDeviceSize)n, &all, "fused layer norms", err);
-    if (!st)
-        st = vk_pool_commit(d, &vs->tails, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, VK_MEM_HOST, err);
-    if (st)
-        return st;
-    uint32_t per = (uint32_t)vk_kernel_bindings(VK_K_GEMV_TAIL);
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, per * (uint32_t)n};
-    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = (uint32_t)n,
-                                     .poolSizeCount = 1, .pPoolSizes = &ps};
-    VkResult r = vkCreateDescriptorPool(d->device, &pi, NULL, &vs->tail_pool);
-    if (r != VK_SUCCESS)
-        return vk_fail(d, r, err, "vkCreateDescriptorPool");
-    for (int i = 0; i < n_tok && !st; i++) {
-        struct vk_dispatch *dp = &vs->disp[i];
-        if (dp->tail < 0)
-            continue;
-        VkDescriptorBufferInfo info[VK_MAX_BINDINGS], mix[16];
-        int k = op_bindings(m, vs, dp->op, 0, info);
-        int nm = mix_bindings(m, vs, vs->disp[dp->tail].op, mix);
-        for (int j = 0; j < nm; j++)
-            if (j != 1) /* x: the GEMV's own output */
-                info[k++] = mix[j];
-        info[k] = vk_span_info(&vs->tails, all);
-        info[k].offset += slot * (VkDeviceSize)dp->tail_slot;
-        info[k++].range = sizeof(struct vk_push);
-        info[k++] = vk_span_info(&vs->act, vs->counter);
-        VkDescriptorSetLayout layout = vk_set_layout(d, VK_K_GEMV_TAIL);
-        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                          .descriptorPool = vs->tail_pool, .descriptorSetCount = 1,
-                                          .pSetLayouts = &layout};
-        if ((r = vkAllocateDescriptorSets(d->device, &ai, &dp->set_tail)) != VK_SUCCESS)
-            return vk_fail(d, r, err, "vkAllocateDescriptorSets");
-        VkWriteDescriptorSet w = {.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = dp->set_tail,
-                                  .descriptorCount = (uint32_t)k, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                  .pBufferInfo = info};
-        vkUpdateDescriptorSets(d->device, 1, &w, 0, NULL);
-    }
-    /* the count starts at zero; each fused dispatch's last workgroup sets it back */
-    if (!st)
-        st = vk_cmd_begin(d, &vs->cmd, err);
-    if (!st) {
-        vkCmdFillBuffer(vs->cmd.cb, vs->act.blocks[vs->counter.block].buffer, vs->counter.offset, 16, 0);
-        st = vk_cmd_submit(d, &vs->cmd, err);
-    }
-    return st;
-}
-
 static rwkv_status vk_state_init(struct rwkv_state *s, struct rwkv_error *err)
 {
     struct vk_dev *d = dev_of(s->model);
@@ -1165,8 +1080,6 @@ static rwkv_status vk_state_init(struct rwkv_state *s, struct rwkv_error *err)
         st = vk_cmd_init(d, &vs->cmd, err);
     if (!st)
         st = vk_exec_init(s, err);
-    if (!st)
-        st = plan_tails(s, d, vs, err);
     if (!st) {
         rwkv_state_initial(s->model, vk_span_host(&vs->up, (struct vk_span){0, 0, 0}));
         st = transfer(s, FROM_HOST, 0, s->num_batch, 0, err); /* every slot from one copy */

@@ -577,8 +577,6 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     const char *tk = getenv("RWKV_VK_CM_TK"), *db = getenv("RWKV_VK_CM_DB");
     d->cm_tk = tk && *tk ? atoi(tk) : 0;
     d->gemv_round = env_flag("RWKV_VK_GEMV_ROUND");
-    const char *tail = getenv("RWKV_VK_FUSE_NORM");
-    d->tail = !tail || strcmp(tail, "0") != 0;
     const char *ks = getenv("RWKV_VK_KSPLIT");
     d->ksplit = ks && *ks ? atoi(ks) : -1;
     if (d->ksplit > VK_KSPLIT_MAX)

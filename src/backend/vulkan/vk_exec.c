@@ -56,7 +56,6 @@ struct recorder {
     struct vk_prof *prof;   /* per-dispatch timestamps (RWKV_VK_PROFILE=1), else NULL */
     int barriers, dispatches;
     int scratch_read;       /* a split-K sum reads the scratch since the last barrier */
-    int tail_op;            /* the NORMMIX op the dispatch being recorded runs at its end, or -1 */
 };
 
 static uint64_t buf_bit(int buf)
@@ -110,12 +109,6 @@ static void hazard(struct recorder *r, int o, uint64_t extra)
     uint64_t rd, wr;
     group_masks(r->m, o, &rd, &wr);
     rd |= extra;
-    if (r->tail_op >= 0) { /* a fused NORMMIX: what it touches too */
-        uint64_t trd, twr;
-        group_masks(r->m, r->tail_op, &trd, &twr);
-        rd |= trd;
-        wr |= twr;
-    }
     if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
         compute_barrier(r->cb);
         r->barriers++;
@@ -314,7 +307,6 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
     int one = r->chunk->n_tokens == r->chunk->n_seg; /* every segment one token */
-    int tail = r->chunk->n_tokens == 1 && dp->tail >= 0 && dp->op < r->vs->first_out_op ? dp->tail : -1;
     if (one && r->chunk->n_seg <= VK_LORA_MAX_SEG && ok->absorbed_by >= 0)
         return; /* the WKV7_LORA dispatch performs it */
     struct vk_push pc;
@@ -348,26 +340,14 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         r->read = r->written = 0;
         r->scratch_read = 0;
     }
-    if (tail >= 0 && kernel == VK_K_GEMV) { /* the layer norm after it, in its last workgroup */
-        const struct vk_dispatch *nd = &r->vs->disp[tail];
-        struct vk_push tp;
-        fill_push(r, nd->op, 0, rows, 0, &tp);
-        VkDeviceSize slot = (sizeof(struct vk_push) + r->d->lim.align - 1) / r->d->lim.align * r->d->lim.align;
-        memcpy((uint8_t *)r->vs->tails.blocks[0].mapped + slot * (VkDeviceSize)dp->tail_slot, &tp, sizeof tp);
-        r->tail_op = nd->op;
-        pipe = ok->gemv_tail;
-        set = dp->set_tail;
-    }
     hazard(r, dp->op, extra);
-    r->tail_op = -1;
     if (kernel == VK_K_GEMM_CM) { /* a MATMUL has no state: the field carries the parts */
         pc.state_stride = parts;
         g[2] = parts;
         if (parts > 1)
             pipe = ok->mm_split[variant];
     }
-    int lk = kernel == VK_K_WKV7_LORA ? kernel : pipe == ok->gemv_tail && tail >= 0 ? VK_K_GEMV_TAIL : ok->kernel;
-    VkPipelineLayout layout = vk_pipeline_layout(r->d, lk);
+    VkPipelineLayout layout = vk_pipeline_layout(r->d, kernel == VK_K_WKV7_LORA ? kernel : ok->kernel);
     if (pipe != r->bound) {
         vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
         r->bound = pipe;
@@ -377,7 +357,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     vkCmdDispatch(r->cb, g[0], g[1], g[2]);
     r->dispatches++;
     if (r->prof)
-        prof_mark(r, lk == VK_K_GEMV_TAIL ? lk : kernel, dp->op, &pc);
+        prof_mark(r, kernel, dp->op, &pc);
     if (parts > 1) { /* the sums of the parts, once they are all written */
         compute_barrier(r->cb);
         r->barriers++;
@@ -458,7 +438,7 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     if (st)
         return st;
     struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
-                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL, .tail_op = -1};
+                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL};
     if (vs->prof)
         vk_timer_reset(c->cb, &vs->prof->timer);
     if (!vs->table.n_blocks) { /* the table goes up by a copy */
@@ -469,12 +449,8 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     if (vs->prof)
         vk_timer_mark(c->cb, &vs->prof->timer);
     int i = 0;
-    for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++) {
+    for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
         record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
-        if (chunk->n_tokens == 1 && vs->disp[i].tail == i + 1 && r.bound != VK_NULL_HANDLE &&
-            r.bound == r.vm->ok[vs->disp[i].op].gemv_tail)
-            i++; /* that GEMV ran it */
-    }
     if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
         record_outputs(&r, i);
     if (vs->prof && d->profile != 1) {
@@ -630,12 +606,8 @@ static rwkv_status schedule(struct rwkv_state *s, struct rwkv_error *err)
         copy[i] = vs->disp[i];
     }
     qsort(key, (size_t)n, sizeof *key, cmp_sched);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         vs->disp[i] = copy[key[i].pos];
-        vs->disp[i].level = key[i].level;
-    }
-    for (int i = n; i < vs->n_disp; i++)
-        vs->disp[i].level = -1;
 done:
     free(level);
     free(rd);

@@ -83,7 +83,6 @@ struct vk_dev {
     int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
     int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
     int gemv_round;         /* env RWKV_VK_GEMV_ROUND=1: a GEMV lane's blocks in one round (tuning) */
-    int tail;               /* one-token GEMVs run the next layer norm (env RWKV_VK_FUSE_NORM=0: not) */
     int gemv_wgs;           /* env RWKV_VK_GEMV_WGS: most workgroups of a GEMV dispatch (0: one per row block) */
     int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */
     int ksplit;             /* env RWKV_VK_KSPLIT: 0 never split a GEMM along K, N always in N parts (tests),
@@ -205,7 +204,6 @@ enum vk_kernel_id {
     VK_K_ROWS,    /* LERP, MULADD, COPY, GATHER: spec constant 1 = mode */
     VK_K_MATMUL,  /* any matrix op, any token count (the portable fallback) */
     VK_K_GEMV,    /* MATMUL of few tokens: 16-byte weight loads, subgroup reductions */
-    VK_K_GEMV_TAIL, /* one-token GEMV whose last workgroup runs the next NORMMIX (a variant) */
     VK_K_GEMM,    /* MATMUL of many tokens: shared-memory tiles, fp32 */
     VK_K_GEMM_CM, /* MATMUL of many tokens on tensor cores (VK_NV_cooperative_matrix) */
     VK_K_KSUM,    /* the sums of a GEMM_CM split along K, with the MATMUL epilogue (ksum.comp) */
@@ -344,7 +342,6 @@ struct vk_op_kernel {
     int group_end;       /* the last op this dispatch performs (itself, or what NORMMIX absorbs) */
     VkPipeline mm[VK_MM_COUNT]; /* MATMUL: the variants the op qualifies for (else VK_NULL_HANDLE) */
     VkPipeline ksum;     /* MATMUL with tensor-core variants: the split-K sums (ksum.comp) */
-    VkPipeline gemv_tail; /* MATMUL with a one-token GEMV: the same with a NORMMIX after (gemv.comp TAIL) */
     VkPipeline mm_split[VK_MM_COUNT]; /* the tensor-core variants that may be split along K */
     VkPipeline one;      /* WKV7, NORMMIX: the variant for one token per segment (VK_NULL_HANDLE: none) */
     uint32_t one_split;  /* NORMMIX: workgroups per row of that variant */
@@ -376,10 +373,6 @@ struct vk_region {
 struct vk_dispatch {
     int op;
     int part;
-    int level;                /* dependency level (vk_exec.c's schedule; -1 for the per-output ops) */
-    int tail;                 /* chunks of one token: the NORMMIX dispatch this GEMV runs at its end, or -1 */
-    int tail_slot;            /* its push constants' slot in vk_state.tails */
-    VkDescriptorSet set_tail;
     VkDescriptorSet set;
     VkDescriptorSet set_lora; /* WKV7 with a `lora` variant: that kernel's bindings */
 };
@@ -434,9 +427,6 @@ struct vk_state {
     struct vk_pool up, down;   /* staging: chunk table and state writes; logits and state reads */
     size_t down_state;         /* where state reads start in `down` (the logits rows come first) */
     struct vk_span scratch;    /* split-K partial sums (scratch.size 0: none) */
-    struct vk_pool tails;      /* host-visible: the fused NORMMIXes' push constants (gemv.comp TAIL) */
-    struct vk_span counter;    /* the TAIL workgroups' count (zero between dispatches) */
-    VkDescriptorPool tail_pool;
     VkPipeline softmax;        /* softmax.comp over the logits buffer, with its set */
     VkDescriptorSet softmax_set;
     size_t chunk_words;

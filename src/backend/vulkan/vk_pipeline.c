@@ -25,7 +25,6 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_ROWS] = {3, 1, 0, 1},
     [VK_K_MATMUL] = {1, 2, 0, 0, 4},
     [VK_K_GEMV] = {1, 2, 0, 0, 4},
-    [VK_K_GEMV_TAIL] = {1, 2, 0, 0, 17}, /* GEMV's, then xx, sx, out_j, params, state, chunk, push, count */
     [VK_K_GEMM] = {1, 2, 0, 0, 4},
     [VK_K_GEMM_CM] = {1, 2, 0, 0, 4},
     [VK_K_KSUM] = {1, 2, 0, 0, 4},
@@ -41,7 +40,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
 static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_EMBED] = "embed",     [VK_K_NORMMIX] = "normmix", [VK_K_NORMMIX_ONE] = "normmix-one",
     [VK_K_SHIFT] = "shift",     [VK_K_ROWS] = "rows",       [VK_K_MATMUL] = "matmul",
-    [VK_K_GEMV] = "gemv",       [VK_K_GEMV_TAIL] = "gemv+norm", [VK_K_GEMM] = "gemm",       [VK_K_GEMM_CM] = "gemm-coopmat",
+    [VK_K_GEMV] = "gemv",       [VK_K_GEMM] = "gemm",       [VK_K_GEMM_CM] = "gemm-coopmat",
     [VK_K_KSUM] = "ksum",       [VK_K_WKV4] = "wkv4",       [VK_K_WKV5] = "wkv5",
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
     [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",
@@ -66,7 +65,6 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_ROWS] = {{RWKV_SPV_rows, RWKV_SPV_rows}, {RWKV_SPV_rows, RWKV_SPV_rows}},
     [VK_K_MATMUL] = {{RWKV_SPV_matmul_f16, RWKV_SPV_matmul_f16_nosg}, {RWKV_SPV_matmul_f32, RWKV_SPV_matmul_f32_nosg}},
     [VK_K_GEMV] = {{RWKV_SPV_gemv_f16, NONE_}, {RWKV_SPV_gemv_f32, NONE_}},
-    [VK_K_GEMV_TAIL] = {{RWKV_SPV_gemv_tail_f16, NONE_}, {RWKV_SPV_gemv_tail_f32, NONE_}},
     [VK_K_GEMM] = {{RWKV_SPV_gemm_f16, RWKV_SPV_gemm_f16}, {RWKV_SPV_gemm_f32, RWKV_SPV_gemm_f32}},
     [VK_K_GEMM_CM] = {{RWKV_SPV_gemm_cm, RWKV_SPV_gemm_cm}, {NONE_, NONE_}},
     [VK_K_KSUM] = {{RWKV_SPV_ksum, RWKV_SPV_ksum}, {RWKV_SPV_ksum, RWKV_SPV_ksum}},

@@ -18,11 +18,7 @@ layout(constant_id = 3) const uint UNROLL = 4; // 16-byte weight loads per lane 
 layout(local_size_x_id = 0) in;
 
 #include "common.glsl"
-#ifdef TAIL
-layout(std430, binding = 0) coherent buffer OutBuf { float y[]; }; // read back by the last workgroup
-#else
 layout(std430, binding = 0) buffer OutBuf { float y[]; };
-#endif
 layout(std430, binding = 1) readonly buffer InBuf { vec4 x4[]; };
 #ifdef W_F16
 layout(std430, binding = 2) readonly buffer WBuf { uvec4 w4[]; };
@@ -51,79 +47,6 @@ void w_unpack(WRAW q, out vec4 lo, out vec4 hi)
 {
     lo = q[0];
     hi = q[1];
-}
-#endif
-
-#ifdef TAIL
-// The layer norm + token shift + mixes (normmix.comp) of the one token whose row this GEMV has just
-// accumulated into (x += W y): run by the workgroup that finishes last, so that the next stage needs
-// no dispatch of its own (vk_exec.c fuses them in chunks of one token). Every workgroup makes its
-// writes visible and counts itself in; the last one reads the row back (coherent) and resets the count.
-// Bindings: 8 xx, 9 sx, 10-15 out_j, 16 params [2 + 6][C], 17 the shift state, 18 the chunk table,
-// 19 the normmix op's push constants (struct vk_push), 20 the counter.
-#include "reduce.glsl"
-layout(std430, binding = 8) writeonly buffer XxBuf { float xx[]; };
-layout(std430, binding = 9) writeonly buffer SxBuf { float sx[]; };
-layout(std430, binding = 10) writeonly buffer O0 { float o0[]; };
-layout(std430, binding = 11) writeonly buffer O1 { float o1[]; };
-layout(std430, binding = 12) writeonly buffer O2 { float o2[]; };
-layout(std430, binding = 13) writeonly buffer O3 { float o3[]; };
-layout(std430, binding = 14) writeonly buffer O4 { float o4[]; };
-layout(std430, binding = 15) writeonly buffer O5 { float o5[]; };
-layout(std430, binding = 16) readonly buffer Params { float prm[]; };
-layout(std430, binding = 17) buffer StateBuf { float st[]; };
-#define CHUNK_BINDING 18
-#include "chunk.glsl"
-layout(std430, binding = 19) readonly buffer TailPush {
-    uint rows, width, out_col, out_stride, in_col[6], in_stride[6], k, row0, nrows, flags, act;
-    float eps;
-    uint heads, head_size, n_seg, out_base, state_stride, state_off, chunk_tokens;
-} tp;
-layout(std430, binding = 20) coherent buffer Counter { uint done; };
-shared uint last;
-
-#define STORE_LERP(J, ARR) \
-    if ((tp.flags & (1u << J)) != 0u) { \
-        bool swap_ = (tp.flags & (1u << (8u + J))) != 0u; \
-        float a_ = swap_ ? b : a, b_ = swap_ ? a : b; \
-        ARR[c] = a_ + (b_ - a_) * prm[(2u + J) * C + c]; \
-    }
-
-void tail()
-{
-    uint tid = gl_LocalInvocationID.x;
-    memoryBarrierBuffer();
-    barrier();
-    if (tid == 0u)
-        last = atomicAdd(done, 1u) == gl_NumWorkGroups.x - 1u ? 1u : 0u;
-    barrier();
-    if (last == 0u)
-        return;
-    memoryBarrierBuffer();
-    uint C = tp.width, si = ck_seg_slot(0u) * tp.state_stride + tp.state_off, x0 = tp.in_col[0];
-    float s = 0.0;
-    for (uint c = tid; c < C; c += WG)
-        s += y[x0 + c];
-    float mean = wg_sum(s) / float(C), q = 0.0;
-    for (uint c = tid; c < C; c += WG) {
-        float d = y[x0 + c] - mean;
-        q += d * d;
-    }
-    float inv = 1.0 / sqrt(wg_sum(q) / float(C) + tp.eps);
-    for (uint c = tid; c < C; c += WG) {
-        float a = (y[x0 + c] - mean) * inv * prm[c] + prm[C + c], b = st[si + c];
-        xx[tp.out_col + c] = a;
-        st[si + c] = a;
-        sx[c] = b;
-        STORE_LERP(0u, o0)
-        STORE_LERP(1u, o1)
-        STORE_LERP(2u, o2)
-        STORE_LERP(3u, o3)
-        STORE_LERP(4u, o4)
-        STORE_LERP(5u, o5)
-    }
-    if (tid == 0u)
-        done = 0u;
 }
 #endif
 
@@ -177,7 +100,4 @@ void main()
             }
         }
     }
-#ifdef TAIL
-    tail();
-#endif
 }
