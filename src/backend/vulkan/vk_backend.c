@@ -481,6 +481,21 @@ static int mm_aligned(const struct rwkv_model *m, const struct rwkv_op *op)
     return op->in[0].width % 8 == 0 && op->in[0].col % 4 == 0 && p->buffers[op->in[0].buf].width % 4 == 0;
 }
 
+/* A pipeline the backend can do without (a faster variant): a driver that refuses it gets one line on
+ * stderr and the general kernel; only a lost device or exhausted memory is an error. */
+static rwkv_status optional_pipeline(struct vk_dev *d, int kernel, enum rwkv_dtype dt, const uint32_t spec[VK_SPEC],
+                                     VkPipeline *out, struct rwkv_error *err)
+{
+    rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, out, err);
+    if (!st || d->lost || st == RWKV_ERR_NOMEM)
+        return st;
+    fprintf(stderr, "rwkv: vulkan: %s kernel unavailable, using the general one: %s\n", vk_kernel_name(kernel),
+            err->message);
+    *out = VK_NULL_HANDLE;
+    rwkv_error_clear(err);
+    return RWKV_OK;
+}
+
 /* The variants of a MATMUL op (enum vk_mm); those it does not qualify for stay VK_NULL_HANDLE. */
 static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, const struct rwkv_op *op,
                                 enum rwkv_dtype dt, struct vk_op_kernel *ok, struct rwkv_error *err)
@@ -551,7 +566,7 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
         rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
         if (!st && kernel == VK_K_GEMM_CM && v != VK_MM_CM_BIG && d->ksplit != 0) { /* vk_exec.c's ksplit_parts */
             spec[5] |= 8;
-            st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm_split[v], err);
+            st = optional_pipeline(d, kernel, dt, spec, &ok->mm_split[v], err);
         }
         if (st && kernel == VK_K_GEMM_CM && !d->lost) { /* a driver refusing it: the fp32 tiles remain */
             fprintf(stderr, "rwkv: vulkan: tensor-core kernel unavailable, using fp32 tiles: %s\n", err->message);
@@ -566,7 +581,7 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
     ok->pipeline = ok->mm[VK_MM_BASIC];
     uint32_t spec[VK_SPEC] = {256};
     if (ok->mm[VK_MM_CM_TINY] || ok->mm[VK_MM_CM_SMALL] || ok->mm[VK_MM_CM_BIG])
-        return vk_pipeline_get(d, VK_K_KSUM, RWKV_DTYPE_F32, spec, &ok->ksum, err);
+        return optional_pipeline(d, VK_K_KSUM, RWKV_DTYPE_F32, spec, &ok->ksum, err);
     return RWKV_OK;
 }
 
@@ -597,7 +612,8 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             /* one-token chunks (with the shift): a workgroup of 256 per 256 channels, up to 16 per row */
             uint32_t one[VK_SPEC] = {max < 256 ? max : 256};
             one[1] = ok->one_split = (C + one[0] - 1) / one[0] < 16 ? (C + one[0] - 1) / one[0] : 16;
-            if (ok->shift_op >= 0 && d->wkv7_one && (st = vk_pipeline_get(d, VK_K_NORMMIX_ONE, dt, one, &ok->one, err)))
+            if (ok->shift_op >= 0 && d->wkv7_one &&
+                (st = optional_pipeline(d, VK_K_NORMMIX_ONE, dt, one, &ok->one, err)))
                 return st;
             break;
         }
@@ -611,17 +627,18 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             /* and the one-token variant, where the device has it: 4 N invocations, N % 16 == 0 */
             uint32_t N = (uint32_t)op->head_size, one[VK_SPEC] = {4 * N};
             enum rwkv_dtype ldt;
-            int fits = N % 16 == 0 && 4 * N <= d->lim.max_wg && (8 * N + 2 * 4 * N) * sizeof(float) <= d->lim.max_shared &&
-                       d->wkv7_one;
+            int fits = N % 16 == 0 && 4 * N <= d->lim.max_wg &&
+                       (8 * N + 2 * 4 * N) * sizeof(float) <= d->lim.max_shared && d->wkv7_one;
             if (fits && vk_kernel_available(d, VK_K_WKV7_ONE, dt) &&
-                (st = vk_pipeline_get(d, VK_K_WKV7_ONE, dt, one, &ok->one, err)))
+                (st = optional_pipeline(d, VK_K_WKV7_ONE, dt, one, &ok->one, err)))
                 return st;
-            if (fits && ok->one && d->wkv7_one == 2 && plan_wkv7_lora(m, vm, o, &ldt) && vk_kernel_available(d, VK_K_WKV7_LORA, ldt)) {
+            if (fits && ok->one && d->wkv7_one == 2 && plan_wkv7_lora(m, vm, o, &ldt) &&
+                vk_kernel_available(d, VK_K_WKV7_LORA, ldt)) {
                 for (int j = 0; j < 4; j++) /* the hidden sizes: loops of constant length */
                     one[1 + j] = ok->lora_ops[j] >= 0 ? (uint32_t)m->program.ops[ok->lora_ops[j]].in[0].width : 0;
-                if ((st = vk_pipeline_get(d, VK_K_WKV7_LORA, ldt, one, &ok->lora, err)))
+                if ((st = optional_pipeline(d, VK_K_WKV7_LORA, ldt, one, &ok->lora, err)))
                     return st;
-                for (int j = 0; j < 4; j++)
+                for (int j = 0; j < 4 && ok->lora; j++) /* its projections are skipped where it runs */
                     if (ok->lora_ops[j] >= 0)
                         vm->ok[ok->lora_ops[j]].absorbed_by = o;
             }

@@ -187,8 +187,9 @@ static int mm_variant(const struct vk_dev *d, const struct vk_op_kernel *ok, uin
         return VK_MM_GEMM;
     for (int v = VK_MM_CM_BIG; v > VK_MM_CM_TINY; v--) {
         const struct vk_cm_tile *t = &vk_cm_tiles[v - VK_MM_CM_TINY];
-        if (ok->mm[v] &&
-            (d->cm_tile ? d->cm_tile == (int)t->tm : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) >= VK_CM_MIN_GROUPS))
+        int fits = d->cm_tile ? d->cm_tile == (int)t->tm
+                              : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) >= VK_CM_MIN_GROUPS;
+        if (ok->mm[v] && fits)
             return v;
     }
     return ok->mm[VK_MM_CM_TINY] ? VK_MM_CM_TINY : VK_MM_GEMM;
