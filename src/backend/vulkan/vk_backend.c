@@ -202,12 +202,11 @@ static int lora_up(const struct rwkv_model *m, const struct vk_model *vm, int fr
     return -1;
 }
 
-/* Whether any op in [from, to) other than `skip1` and `skip2` reads buffer `buf` (hooks do not run on
- * this backend). */
-static int read_between(const struct rwkv_program *p, int from, int to, int buf, int skip1, int skip2)
+/* Whether any op in [from, to) other than `skip` reads buffer `buf` (hooks do not run on this backend). */
+static int read_between(const struct rwkv_program *p, int from, int to, int buf, int skip)
 {
     for (int o = from; o < to; o++)
-        for (int i = 0; i < RWKV_OP_MAX_IN && o != skip1 && o != skip2 && p->ops[o].kind != RWKV_OP_HOOK; i++)
+        for (int i = 0; i < RWKV_OP_MAX_IN && o != skip && p->ops[o].kind != RWKV_OP_HOOK; i++)
             if (p->ops[o].in[i].buf == buf)
                 return 1;
     return 0;
@@ -238,7 +237,7 @@ static int plan_wkv7_lora(const struct rwkv_model *m, struct vk_model *vm, int o
                   lora_up(m, vm, from, o, op->in[4], RWKV_ACT_SIGMOID, 1, *dt),
                   lora_up(m, vm, from, o, op->in[5], RWKV_ACT_NONE, 0, *dt)};
     for (int j = 0; j < 3; j++)
-        if (ups[j] < 0 || !whole(p, p->ops[ups[j]].out, C) || read_between(p, from, to, p->ops[ups[j]].out.buf, o, -1))
+        if (ups[j] < 0 || !whole(p, p->ops[ups[j]].out, C) || read_between(p, from, to, p->ops[ups[j]].out.buf, o))
             return 0;
     /* v: the projection whose absorbed LERP makes v = v + (v_first - v) * gate in place, if any */
     int v2 = -1;
@@ -251,8 +250,8 @@ static int plan_wkv7_lora(const struct rwkv_model *m, struct vk_model *vm, int o
         const struct rwkv_op *l = &p->ops[vm->ok[v2].lerp_op[0]];
         if (lora_up(m, vm, from, o, p->ops[v2].out, RWKV_ACT_SIGMOID, 1, *dt) != v2 ||
             !same_view(l->in[0], op->in[3]) || !whole(p, l->in[1], C) || !whole(p, op->in[3], C) ||
-            read_between(p, from, to, p->ops[v2].out.buf, vm->ok[v2].lerp_op[0], -1) ||
-            read_between(p, vm->ok[v2].lerp_op[0] + 1, to, op->in[3].buf, o, -1))
+            read_between(p, from, to, p->ops[v2].out.buf, vm->ok[v2].lerp_op[0]) ||
+            read_between(p, vm->ok[v2].lerp_op[0] + 1, to, op->in[3].buf, o))
             return 0;
     } else { /* no v LoRA (layer 0): then no LERP may write v */
         for (int i = from; i < o; i++)

@@ -183,8 +183,6 @@ static int mm_variant(const struct vk_dev *d, const struct vk_op_kernel *ok, uin
         return VK_MM_GEMV1;
     if (rows <= VK_GEMV_MAX_T)
         return ok->mm[VK_MM_GEMV4] ? VK_MM_GEMV4 : VK_MM_BASIC;
-    if (!ok->mm[VK_MM_CM_BIG] && !ok->mm[VK_MM_CM_SMALL] && !ok->mm[VK_MM_CM_TINY])
-        return VK_MM_GEMM;
     for (int v = VK_MM_CM_BIG; v > VK_MM_CM_TINY; v--) {
         const struct vk_cm_tile *t = &vk_cm_tiles[v - VK_MM_CM_TINY];
         int fits = d->cm_tile ? d->cm_tile == (int)t->tm
@@ -714,23 +712,31 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     /* a destination inside the readback rows but not at its own row (rwkv_state_logits_area used
      * out of order): the rows go through a copy first, so that none is overwritten before it is read */
     float *moved = NULL;
-    uintptr_t lo = (uintptr_t)rc.down, hi = lo + (size_t)s->token_chunk_size * rc.V * sizeof(float);
-    for (int k = 0; k < chunk->n_out && !moved; k++) {
+    size_t row_bytes = rc.V * sizeof(float), copied = 0; /* bytes of the rows not read in place */
+    uintptr_t lo = (uintptr_t)rc.down, hi = lo + (size_t)s->token_chunk_size * row_bytes;
+    for (int k = 0; k < chunk->n_out; k++) {
         uintptr_t at = (uintptr_t)rows[k];
-        if (at != lo + (size_t)k * rc.V * sizeof(float) && at + rc.V * sizeof(float) > lo && at < hi) {
-            if (!(moved = malloc((size_t)chunk->n_out * rc.V * sizeof(float))))
+        if (at == lo + (size_t)k * row_bytes)
+            continue;
+        copied += row_bytes;
+        if (!moved && at + row_bytes > lo && at < hi) {
+            if (!(moved = malloc((size_t)chunk->n_out * row_bytes)))
                 return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory copying %d logits rows", chunk->n_out);
-            memcpy(moved, rc.down, (size_t)chunk->n_out * rc.V * sizeof(float));
-            rc.down = moved;
+            memcpy(moved, rc.down, (size_t)chunk->n_out * row_bytes);
         }
     }
-    if ((size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES && !vs->copy_pool &&
-        !vs->copy_pool_failed && rwkv_pool_new(rwkv_cpu_count() < 8 ? rwkv_cpu_count() : 8, &vs->copy_pool, err))
-        vs->copy_pool_failed = 1; /* then one thread copies */
+    if (moved) {
+        rc.down = moved;
+        copied = (size_t)chunk->n_out * row_bytes;
+    }
+    struct rwkv_error pool_err; /* the threads are optional: without them one thread copies */
+    if (copied >= VK_COPY_PARALLEL_BYTES && !vs->copy_pool && !vs->copy_pool_failed &&
+        rwkv_pool_new(rwkv_cpu_count() < 8 ? rwkv_cpu_count() : 8, &vs->copy_pool, &pool_err))
+        vs->copy_pool_failed = 1;
     double c0 = vs->prof ? rwkv_time_seconds() : 0;
-    if (vs->copy_pool && (size_t)chunk->n_out * rc.V * sizeof(float) >= VK_COPY_PARALLEL_BYTES)
+    if (vs->copy_pool && copied >= VK_COPY_PARALLEL_BYTES)
         rwkv_pool_run(vs->copy_pool, copy_rows, &rc);
-    else
+    else if (copied)
         copy_rows(&rc, 0, 1);
     free(moved);
     if (vs->prof) {

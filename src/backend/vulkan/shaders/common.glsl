@@ -43,3 +43,12 @@ float act_apply(uint act, float z)
     default: return z;
     }
 }
+
+// NORMMIX's mix j of xx = a0 and sx = b0 by m: a + (b - a) m with (a, b) = (xx, sx), or (sx, xx) where
+// flag bit 8 + j is set (normmix.comp, normmix_one.comp).
+float lerp_j(uint j, float a0, float b0, float m)
+{
+    bool swap = (pc.flags & (1u << (8u + j))) != 0u;
+    float a = swap ? b0 : a0, b = swap ? a0 : b0;
+    return a + (b - a) * m;
+}

@@ -39,14 +39,6 @@ layout(std430, binding = 10) buffer StateBuf { float st[]; };
 
 bool shift_on() { return (pc.flags & (1u << 24)) != 0u; }
 
-// out_j of xx = a0 and sx = b0 with mix m
-float lerp_j(uint j, float a0, float b0, float m)
-{
-    bool swap = (pc.flags & (1u << (8u + j))) != 0u;
-    float a = swap ? b0 : a0, b = swap ? a0 : b0;
-    return a + (b - a) * m;
-}
-
 #define STORE_LERP(J, ARR) \
     if ((pc.flags & (1u << J)) != 0u) \
         ARR[o] = lerp_j(J, a, b, pv[i][2u + J]);
