@@ -469,6 +469,26 @@ static void test_coopmat_modes(void)
     }
 }
 
+/* WKV7 split over state rows (wkv7.comp MODES 1 and 2), forced on every chunk with a segment longer
+ * than one token (RWKV_VK_WKV7_ROWS=P: P invocations per row), and never (=0), on the v7 models:
+ * head sizes 24 and 40 (P = 2 only; 4 falls back to the plain kernel) and 64. */
+static void test_wkv7_rows(void)
+{
+    static const char *const modes[3] = {"4", "2", "0"};
+    for (int i = 0; i < 3; i++) {
+        struct rwkv_device *dev = open_with_env("RWKV_VK_WKV7_ROWS", modes[i]);
+        for (size_t k = 0; dev && k < sizeof synth_dims / sizeof synth_dims[0]; k++) {
+            const struct dims *d = &synth_dims[k];
+            if (d->arch != RWKV_ARCH_V7)
+                continue;
+            char label[96];
+            snprintf(label, sizeof label, "wkv7 rows P=%s: C=%d H=%d", modes[i], d->C, d->H);
+            compare_cpu(dev, d, label, 3);
+        }
+        rwkv_device_free(dev);
+    }
+}
+
 /* ---- (4) batched slots give what each sequence gives alone ---- */
 
 static void test_batched(const char *model_rel)
@@ -736,6 +756,7 @@ int main(void)
         rwkv_device_free(copy);
     }
     test_coopmat_modes();
+    test_wkv7_rows();
     /* one-token chunks: the one-token kernels without the LoRA fusion, and the general kernels */
     static const char *const one_modes[2][2] = {{"nolora", "one-token kernels without LoRA: "},
                                                 {"0", "general kernels for one token: "}};

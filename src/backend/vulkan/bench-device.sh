@@ -28,10 +28,10 @@ for e in ${VK_EXPERIMENTS:-prof host tiles}; do
     b RWKV_VK_PROFILE=2 -- --size 0.1b -p 0 -n 64 -r 1
     b RWKV_VK_PROFILE=2 RWKV_VK_SPIN_US=0 -- --size 0.1b -p 0 -n 64 -r 1 ;;
   tiles)
-    for v in "RWKV_VK_CM_TILE=64" "RWKV_VK_CM_TILE=128" "RWKV_VK_COOPMAT=fp16"; do
+    for v in "RWKV_VK_CM_TILE=small" "RWKV_VK_CM_TILE=big" "RWKV_VK_COOPMAT=fp16"; do
       b "$v" -- --size 7.2b -p 512 -n 0 -r 2
     done
-    b RWKV_VK_CM_TILE=128 -- --size 1.5b -p 512 -n 0 -r 2 ;;
+    b RWKV_VK_CM_TILE=big -- --size 1.5b -p 512 -n 0 -r 2 ;;
   serial)
     b RWKV_VK_PROFILE=2 RWKV_VK_SERIAL=1 -- --size 0.1b -p 0 -n 64 -r 1
     b RWKV_VK_PROFILE=2 -- --size 1.5b -p 0 -n 64 -r 1

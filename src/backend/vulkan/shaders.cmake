@@ -40,6 +40,7 @@ set(RWKV_SHADER_VARIANTS
   "wkv5_nosg|wkv5.comp|"
   "wkv7|wkv7.comp|USE_SUBGROUP"
   "wkv7_nosg|wkv7.comp|"
+  "wkv7_rows|wkv7.comp|USE_SUBGROUP,ROWS"
   "wkv7_one|wkv7_one.comp|USE_SUBGROUP"
   "wkv7_lora_f16|wkv7_one.comp|USE_SUBGROUP,LORA,W_F16"
   "wkv7_lora_f32|wkv7_one.comp|USE_SUBGROUP,LORA"

@@ -540,22 +540,20 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
             spec[0] = VK_WG_GEMM;
             break;
         default: {
-            const struct vk_cm_tile *t = &vk_cm_tiles[v - VK_MM_CM_TINY];
+            const struct vk_cm_tile *t = &d->cm_tiles[v - VK_MM_CM_TINY];
             kernel = VK_K_GEMM_CM;
             spec[0] = 32 * t->wm * t->wn;
             spec[1] = t->tm;
             spec[2] = t->tn;
             spec[3] = t->wm;
             spec[4] = t->wn;
-            /* F16 activations leave room for 64-wide slices in the big tile (H200: +8 % prefill) */
             uint32_t split = d->feat.coopmat != VK_COOPMAT_FP16;
-            uint32_t tk = d->cm_tk ? (uint32_t)d->cm_tk : !split && t->tm == 128 ? 64 : t->tk;
-            spec[5] = split | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1 | (uint32_t)(d->cm_db != 0) << 2;
-            spec[6] = tk;
-            /* shared memory (gemm_cm.comp): A (twice when split) and B slices of TK + 8 halfs per row, per
-             * stage; an override too large for the device leaves the variant out */
-            size_t stage = ((1 + split) * t->tm + t->tn) * (size_t)(tk + 8) * 2;
-            if (stage * (1 + (d->cm_db != 0)) + 16 > d->lim.max_shared || tk % 16 != 0)
+            spec[5] = split | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1;
+            spec[6] = t->tk;
+            /* shared memory (gemm_cm.comp): A (twice when split) and B slices of TK + 8 halfs per row; an
+             * override too large for the device leaves the variant out */
+            size_t stage = ((1 + split) * t->tm + t->tn) * (size_t)(t->tk + 8) * 2;
+            if (stage + 16 > d->lim.max_shared || 32 * t->wm * t->wn > d->lim.max_wg)
                 continue;
             break;
         }
@@ -582,6 +580,37 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
     if (ok->mm[VK_MM_CM_TINY] || ok->mm[VK_MM_CM_SMALL] || ok->mm[VK_MM_CM_BIG])
         return optional_pipeline(d, VK_K_KSUM, RWKV_DTYPE_F32, spec, &ok->ksum, err);
     return RWKV_OK;
+}
+
+/* WKV7's split over state rows (wkv7.comp MODE 1, then MODE 2; `plain` is the MODE 0 spec), with P
+ * invocations per row: a power of two dividing N / 4 and the subgroup size. MODE 1 writes raw sums
+ * to the output while other workgroups of the head still read the inputs: none may alias it. */
+static rwkv_status wkv7_rows_pipelines(struct vk_dev *d, const struct rwkv_op *op, const uint32_t plain[VK_SPEC],
+                                       struct vk_op_kernel *ok, struct rwkv_error *err)
+{
+    uint32_t N = plain[0], P = d->wkv7_rows > 0 ? (uint32_t)d->wkv7_rows : VK_WKV7_ROWS_P;
+    if (d->wkv7_rows == 0)
+        return RWKV_OK;
+    int fits = vk_kernel_available(d, VK_K_WKV7_ROWS, RWKV_DTYPE_F32) && (P & (P - 1)) == 0 && N % (4 * P) == 0 &&
+               P <= d->feat.subgroup_size;
+    for (int i = 0; i < RWKV_OP_MAX_IN; i++)
+        fits = fits && op->in[i].buf != op->out.buf;
+    if (!fits) {
+        if (d->wkv7_rows > 0 && op->layer == 0) /* forced: say so once per model */
+            fprintf(stderr, "rwkv: vulkan: RWKV_VK_WKV7_ROWS=%d needs subgroup shuffles and a power of two dividing "
+                    "head size / 4 (%u) and the subgroup size (%u): the plain WKV7 kernel\n", d->wkv7_rows, N / 4,
+                    d->feat.subgroup_size);
+        return RWKV_OK;
+    }
+    uint32_t spec[VK_SPEC] = {N, plain[1], 1, P};
+    rwkv_status st = optional_pipeline(d, VK_K_WKV7_ROWS, RWKV_DTYPE_F32, spec, &ok->rows, err);
+    spec[2] = 2;
+    if (!st && ok->rows)
+        st = optional_pipeline(d, VK_K_WKV7_NORM, RWKV_DTYPE_F32, spec, &ok->norm, err);
+    if (!ok->norm) /* both or neither */
+        ok->rows = VK_NULL_HANDLE;
+    ok->rows_p = P;
+    return st;
 }
 
 static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
@@ -643,6 +672,8 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             }
             spec[0] = N;
             spec[1] = wkv7_block(d, spec[0]);
+            if ((st = wkv7_rows_pipelines(d, op, spec, ok, err)))
+                return st;
             break;
         }
         default: break;

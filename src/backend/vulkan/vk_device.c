@@ -10,8 +10,8 @@
  * bytes instead of maxStorageBufferRange (tests use it to exercise splitting on small models);
  * RWKV_VK_COOPMAT=0|1|fp16|fallback picks how prefill matmuls use tensor cores (enum vk_coopmat; default 1
  * where VK_NV_cooperative_matrix offers 16x16x16 F16 products with F32 sums); RWKV_VK_PROFILE=1|2
- * times every dispatch (or whole runs) and prints a summary when a state is freed; RWKV_VK_CM_TILE=32|64|128
- * forces one tensor-core tile size (tuning); RWKV_VK_TABLE_COPY=1 copies chunk tables to the device
+ * times every dispatch (or whole runs) and prints a summary when a state is freed; RWKV_VK_CM_TILE=tiny|small|big
+ * forces one tensor-core tile and RWKV_VK_CM_TINY/_SMALL/_BIG=TM,TN,WM,WN,TK redefines one (tuning); RWKV_VK_TABLE_COPY=1 copies chunk tables to the device
  * even where the host could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for
  * up to N microseconds before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before every dispatch (to measure
  * what overlapping them gains). */
@@ -447,22 +447,33 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
                                  .queueFamilyIndex = d->queue_family, .queueCount = 1, .pQueuePriorities = &prio};
     uint32_t n_ext;
     VkExtensionProperties *e = device_exts(d->phys, &n_ext);
-    const char *names[2];
+    const char *names[3];
     uint32_t n_names = 0;
     /* drivers that are not fully conformant (MoltenVK) require this extension to be enabled */
     if (has_ext(e, n_ext, "VK_KHR_portability_subset"))
         names[n_names++] = "VK_KHR_portability_subset";
+    /* env RWKV_VK_PIPELINE_STATS=1: the driver's statistics of each pipeline (registers, spills) */
+    d->pipe_stats = env_flag("RWKV_VK_PIPELINE_STATS") &&
+                    has_ext(e, n_ext, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    if (d->pipe_stats)
+        names[n_names++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
     free(e);
     /* the tensor-core kernel: the extension, its feature and F16 arithmetic (in shared memory only) */
     int cm = d->feat.coopmat != VK_COOPMAT_OFF;
     if (cm)
         names[n_names++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pe = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+        .pipelineExecutableInfo = VK_TRUE};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = d->pipe_stats ? &pe : NULL,
+        .cooperativeMatrix = VK_TRUE};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
                                             .pNext = &cf, .shaderFloat16 = VK_TRUE};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
-    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = cm ? &f2 : NULL,
+    if (!cm) /* the statistics alone */
+        f2.pNext = &pe;
+    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = cm || d->pipe_stats ? &f2 : NULL,
                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &q, .enabledExtensionCount = n_names,
                              .ppEnabledExtensionNames = names};
     VkResult r = vkCreateDevice(d->phys, &ci, NULL, &d->device);
@@ -573,17 +584,23 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     const char *spin = getenv("RWKV_VK_SPIN_US");
     d->spin_us = spin && *spin ? atoi(spin) : VK_SPIN_US;
     const char *tile = getenv("RWKV_VK_CM_TILE");
-    d->cm_tile = tile && *tile ? atoi(tile) : 0;
-    const char *tk = getenv("RWKV_VK_CM_TK"), *db = getenv("RWKV_VK_CM_DB");
-    d->cm_tk = tk && *tk ? atoi(tk) : 0;
+    d->cm_tile = !tile ? 0 : !strcmp(tile, "tiny") ? 1 : !strcmp(tile, "small") ? 2 : !strcmp(tile, "big") ? 3 : 0;
+    static const char *const tile_env[3] = {"RWKV_VK_CM_TINY", "RWKV_VK_CM_SMALL", "RWKV_VK_CM_BIG"};
+    for (int i = 0; i < 3; i++) {
+        const char *e = getenv(tile_env[i]);
+        d->cm_tiles[i] = vk_cm_tiles[d->feat.coopmat == VK_COOPMAT_FP16][i];
+        if (e && *e && !vk_cm_tile_parse(e, &d->cm_tiles[i]))
+            fprintf(stderr, "rwkv: vulkan: ignoring %s=%s (not TM,TN,WM,WN,TK)\n", tile_env[i], e);
+    }
     d->gemv_round = env_flag("RWKV_VK_GEMV_ROUND");
     const char *ks = getenv("RWKV_VK_KSPLIT");
     d->ksplit = ks && *ks ? atoi(ks) : -1;
     if (d->ksplit > VK_KSPLIT_MAX)
         d->ksplit = VK_KSPLIT_MAX;
+    const char *wr = getenv("RWKV_VK_WKV7_ROWS");
+    d->wkv7_rows = wr && *wr ? atoi(wr) : -1;
     const char *gw = getenv("RWKV_VK_GEMV_WGS");
     d->gemv_wgs = gw && *gw ? atoi(gw) : 0;
-    d->cm_db = db && *db ? atoi(db) : 0;
     d->queue_family = in[pick].queue_family;
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
     set_limits(d, in[pick].max_alloc);

@@ -184,9 +184,9 @@ static int mm_variant(const struct vk_dev *d, const struct vk_op_kernel *ok, uin
     if (rows <= VK_GEMV_MAX_T)
         return ok->mm[VK_MM_GEMV4] ? VK_MM_GEMV4 : VK_MM_BASIC;
     for (int v = VK_MM_CM_BIG; v > VK_MM_CM_TINY; v--) {
-        const struct vk_cm_tile *t = &vk_cm_tiles[v - VK_MM_CM_TINY];
-        int fits = d->cm_tile ? d->cm_tile == (int)t->tm
-                              : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) >= VK_CM_MIN_GROUPS;
+        const struct vk_cm_tile *t = &d->cm_tiles[v - VK_MM_CM_TINY];
+        int fits = d->cm_tile ? d->cm_tile == v - VK_MM_CM_TINY + 1
+                              : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) * t->wm * t->wn >= VK_CM_MIN_WARPS;
         if (ok->mm[v] && fits)
             return v;
     }
@@ -228,7 +228,7 @@ static void group_counts(const struct vk_dev *d, const struct vk_op_kernel *ok, 
         g[1] = ceil_div(pc->nrows, VK_GEMM_TILE);
         break;
     case VK_K_GEMM_CM: {
-        const struct vk_cm_tile *t = &vk_cm_tiles[variant - VK_MM_CM_TINY];
+        const struct vk_cm_tile *t = &d->cm_tiles[variant - VK_MM_CM_TINY];
         g[0] = ceil_div(pc->rows, t->tm);
         g[1] = ceil_div(pc->nrows, t->tn);
         break;
@@ -237,6 +237,8 @@ static void group_counts(const struct vk_dev *d, const struct vk_op_kernel *ok, 
         g[0] = ceil_div(pc->width, VK_WG_ROWS);
         g[1] = pc->n_seg;
         break;
+    case VK_K_WKV7_ROWS: g[0] = pc->n_seg * pc->heads * ok->rows_p; break; /* P per (segment, head) */
+    case VK_K_WKV7_NORM: g[0] = ceil_div(pc->rows, 4) * pc->heads; break; /* per (4 tokens, head) */
     default: g[0] = pc->n_seg * pc->heads; break; /* WKV5, WKV7: a workgroup per (segment, head) */
     }
     for (int i = 0; i < 3; i++) { /* the kernels loop over what a clamped grid does not cover */
@@ -302,6 +304,38 @@ static uint32_t ksplit_parts(const struct recorder *r, const struct vk_op_kernel
     return parts;
 }
 
+/* Whether WKV7 of a chunk with some segment longer than one token runs split over the state rows
+ * (VK_K_WKV7_ROWS, then VK_K_WKV7_NORM): where the recurrence dominates (long segments) and the
+ * (segment, head) pairs are too few for the device; always with RWKV_VK_WKV7_ROWS=P. */
+static int wkv7_split(const struct recorder *r, const struct vk_op_kernel *ok, const struct vk_push *pc)
+{
+    if (!ok->rows)
+        return 0;
+    return r->d->wkv7_rows > 0 ||
+           (pc->rows > VK_GEMV_MAX_T * pc->n_seg && pc->n_seg * pc->heads * ok->rows_p <= VK_WKV7_ROWS_GROUPS);
+}
+
+/* After VK_K_WKV7_ROWS: a barrier, then VK_K_WKV7_NORM in place on its raw output (same set, push
+ * constants and layout). */
+static void record_wkv7_norm(struct recorder *r, int o, const struct vk_op_kernel *ok, const struct vk_push *pc)
+{
+    compute_barrier(r->cb);
+    r->barriers++;
+    uint64_t rd, wr;
+    group_masks(r->m, o, &rd, &wr);
+    r->read = rd;
+    r->written = wr;
+    r->scratch_read = 0;
+    uint32_t g[3];
+    group_counts(r->d, ok, VK_K_WKV7_NORM, 0, pc, g);
+    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->norm);
+    r->bound = ok->norm;
+    vkCmdDispatch(r->cb, g[0], g[1], g[2]);
+    r->dispatches++;
+    if (r->prof)
+        prof_mark(r, VK_K_WKV7_NORM, o, pc);
+}
+
 static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t rows, uint32_t out_base)
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
@@ -329,6 +363,9 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     } else if (kernel == VK_K_NORMMIX && one && ok->one) {
         kernel = VK_K_NORMMIX_ONE;
         pipe = ok->one;
+    } else if (kernel == VK_K_WKV7 && !one && wkv7_split(r, ok, &pc)) {
+        kernel = VK_K_WKV7_ROWS;
+        pipe = ok->rows;
     }
     uint32_t g[3];
     group_counts(r->d, ok, kernel, variant, &pc, g);
@@ -373,6 +410,8 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         if (r->prof)
             prof_mark(r, VK_K_KSUM, dp->op, &pc);
     }
+    if (kernel == VK_K_WKV7_ROWS)
+        record_wkv7_norm(r, dp->op, ok, &pc);
 }
 
 /* Everything between the tiles and the copies back is ordered by full barriers (few per chunk). */

@@ -52,6 +52,15 @@ struct vk_limits {
 #define VK_SPEC 7 /* specialization constants per pipeline (spec[0]: workgroup size) */
 #define VK_MAX_BINDINGS 26 /* the most storage buffers a kernel binds (WKV7_LORA) */
 
+/* Tile of a cooperative-matrix variant: tokens x rows, warps along each, K per shared-memory slice
+ * (small tiles take long slices: fewer rounds of load latency per output). */
+struct vk_cm_tile {
+    uint32_t tm, tn, wm, wn, tk;
+};
+extern const struct vk_cm_tile vk_cm_tiles[2][3]; /* [F16 activations][VK_MM_CM_TINY, _SMALL, _BIG] */
+/* Parses "TM,TN,WM,WN,TK" (env RWKV_VK_CM_TINY/_SMALL/_BIG, the GEMM bench); 0 when malformed. */
+int vk_cm_tile_parse(const char *s, struct vk_cm_tile *t);
+
 struct vk_pipe {
     int spv;         /* enum rwkv_spv_id: the kernel's variant */
     uint32_t spec[VK_SPEC];
@@ -81,17 +90,20 @@ struct vk_dev {
     int n_pipes, cap_pipes;
     int lost;               /* VK_ERROR_DEVICE_LOST seen: every later call fails */
     int profile;            /* env RWKV_VK_PROFILE: 1 = time every dispatch, 2 = whole runs only */
-    int cm_tile;            /* env RWKV_VK_CM_TILE: 32, 64 or 128 forces that tensor-core tile (0: by size) */
+    int cm_tile;            /* env RWKV_VK_CM_TILE=tiny|small|big forces that tensor-core tile (1-3; 0: by size) */
+    struct vk_cm_tile cm_tiles[3]; /* the tensor-core tiles (vk_cm_tiles, or env RWKV_VK_CM_TINY/_SMALL/_BIG) */
     int gemv_round;         /* env RWKV_VK_GEMV_ROUND=1: a GEMV lane's blocks in one round (tuning) */
     int gemv_wgs;           /* env RWKV_VK_GEMV_WGS: most workgroups of a GEMV dispatch (0: one per row block) */
-    int cm_tk, cm_db;       /* env RWKV_VK_CM_TK: K per slice for every tile; RWKV_VK_CM_DB=1: two stages (tuning) */
     int ksplit;             /* env RWKV_VK_KSPLIT: 0 never split a GEMM along K, N always in N parts (tests),
                              * -1 (default) by tile count */
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
+    int pipe_stats;         /* env RWKV_VK_PIPELINE_STATS=1 and the driver has them: pipelines keep statistics */
     int wkv7_one;           /* one-token kernels (WKV7, normmix): 2 with the LoRA fusion, 1 without
                              * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
+    int wkv7_rows;          /* env RWKV_VK_WKV7_ROWS: 0 never split WKV7 over rows, P > 0 always with P
+                             * invocations per row (tests), -1 (default) by segment length and head count */
 };
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err);
@@ -212,6 +224,8 @@ enum vk_kernel_id {
     VK_K_WKV7,
     VK_K_WKV7_ONE, /* WKV7 of chunks whose segments are one token each (an op's variant, not its kernel) */
     VK_K_WKV7_LORA, /* the same, also doing the LoRA up-projections before it (the MATMULs it absorbs) */
+    VK_K_WKV7_ROWS, /* WKV7 of long segments on few heads: P workgroups per head (wkv7.comp MODE 1)... */
+    VK_K_WKV7_NORM, /* ...then GroupNorm, bonus and gate per (4 tokens, head) (MODE 2) */
     VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
     VK_K_SOFTMAX, /* probabilities of the logits rows that asked for them (softmax.comp) */
     VK_K_COUNT
@@ -277,13 +291,17 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 #define VK_LORA_MAX_SEG 8 /* WKV7_LORA up to this many one-token segments (each reads the LoRA matrices
                            * of its heads: beyond, the projections' own dispatches read them once) */
 #define VK_GEMV_MAX_T 15 /* GEMV up to this many tokens (4 per pass), GEMM from the next */
+#define VK_WKV7_ROWS_P 4 /* WKV7 split over rows: invocations per row (RWKV_VK_WKV7_ROWS unset)... */
+#define VK_WKV7_ROWS_GROUPS 132 /* ...where segments average over VK_GEMV_MAX_T tokens and the split's
+                                 * workgroups are at most one per H100 SM (H200, 512 tokens: 32 heads 352 ->
+                                 * 248 us per layer; 64 heads, two per SM, 356 -> 507 us) */
 #define VK_GEMM_TILE 64  /* GEMM: 64 tokens x 64 rows per workgroup of 256 */
 #define VK_WG_GEMM 256
 #define VK_WG_COPY 256
 #define VK_SPIN_US 10000 /* a generation step's length (7.2b on an H200: 5 ms): waits for it poll, longer ones then
                           * block (a thread waking from a blocking wait took the host ~20 us instead of ~6) */
-#define VK_CM_MIN_GROUPS 120 /* the largest tensor-core tile that still gives about one workgroup per
-                              * multiprocessor of an H100 (the smallest where none does) */
+#define VK_CM_MIN_WARPS 960 /* the largest tensor-core tile whose workgroups bring about 7 warps to each
+                             * multiprocessor of an H100 (the smallest where none does) */
 
 /* Matrix kernels an op may run with, chosen per chunk by its token count (vk_exec.c). */
 enum vk_mm {
@@ -297,12 +315,6 @@ enum vk_mm {
     VK_MM_COUNT
 };
 
-/* Tile of a cooperative-matrix variant: tokens x rows, warps along each, K per shared-memory slice
- * (small tiles take long slices: fewer rounds of load latency per output). */
-struct vk_cm_tile {
-    uint32_t tm, tn, wm, wn, tk;
-};
-extern const struct vk_cm_tile vk_cm_tiles[3]; /* VK_MM_CM_TINY, _SMALL, _BIG */
 
 /* The pipeline of `kernel` for weights of `dtype` (F16/F32; ignored where no matrix is read) with the
  * given spec constants (spec[0] = workgroup size). Created once per device and cached. */
@@ -311,6 +323,8 @@ rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype,
 /* Whether `kernel` has a variant for `dtype` on this device (GEMV needs subgroups, GEMM_CM F16). */
 int vk_kernel_available(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype);
 const char *vk_kernel_name(int kernel);
+/* The driver's statistics of a pipeline ("Register Count 128, ..."), where d->pipe_stats; else "". */
+void vk_pipeline_stats(struct vk_dev *d, VkPipeline pipe, char *buf, size_t n);
 VkPipelineLayout vk_pipeline_layout(struct vk_dev *d, int kernel);
 VkDescriptorSetLayout vk_set_layout(struct vk_dev *d, int kernel);
 /* Set layouts and pipeline layouts for every kernel; the pipeline cache from disk. */
@@ -346,6 +360,8 @@ struct vk_op_kernel {
     VkPipeline one;      /* WKV7, NORMMIX: the variant for one token per segment (VK_NULL_HANDLE: none) */
     uint32_t one_split;  /* NORMMIX: workgroups per row of that variant */
     VkPipeline lora;     /* WKV7: the one-token variant absorbing lora_ops (VK_NULL_HANDLE: none) */
+    VkPipeline rows, norm; /* WKV7: the split over rows and its GroupNorm pass (VK_NULL_HANDLE: none) */
+    uint32_t rows_p;     /* WKV7 with `rows`: invocations per state row = workgroups per (segment, head) */
     int lora_ops[4];     /* WKV7 with `lora`: its w2, a2, g2, v2 MATMULs (v2 -1 where the layer has none) */
     int absorbed_by;     /* MATMUL: the WKV7 op whose `lora` variant performs it, or -1 */
     uint32_t gemv_rows;  /* MATMUL: rows per GEMV workgroup (fewer for longer rows: gemv.comp) */

@@ -33,6 +33,8 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_WKV7] = {6, 5, 1, 1},
     [VK_K_WKV7_ONE] = {6, 5, 1, 1},
     [VK_K_WKV7_LORA] = {6, 5, 1, 1, 12},
+    [VK_K_WKV7_ROWS] = {6, 5, 1, 1},
+    [VK_K_WKV7_NORM] = {6, 5, 1, 1},
     [VK_K_COPY] = {1, 0, 0, 0},
     [VK_K_SOFTMAX] = {0, 0, 0, 1},
 };
@@ -43,6 +45,7 @@ static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_GEMV] = "gemv",       [VK_K_GEMM] = "gemm",       [VK_K_GEMM_CM] = "gemm-coopmat",
     [VK_K_KSUM] = "ksum",       [VK_K_WKV4] = "wkv4",       [VK_K_WKV5] = "wkv5",
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
+    [VK_K_WKV7_ROWS] = "wkv7-rows", [VK_K_WKV7_NORM] = "wkv7-norm",
     [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",
 };
 
@@ -52,7 +55,27 @@ const char *vk_kernel_name(int kernel)
 }
 
 /* Tensor-core tiles (tokens x rows, warps along each), picked by how many workgroups they give. */
-const struct vk_cm_tile vk_cm_tiles[3] = {{32, 32, 2, 2, 128}, {64, 64, 2, 2, 32}, {128, 128, 2, 4, 32}};
+/* Measured with bench/vk_gemm.c on an H200 and an H100 (PERF.md, session 3): F16 activations leave room
+ * for 64-wide K slices (+10-30 %); in the split mode 64 x 128 tiles matched 128 x 128 ones alone but made
+ * 7.2b prefill 5 % slower. */
+const struct vk_cm_tile vk_cm_tiles[2][3] = {
+    {{32, 32, 2, 2, 128}, {64, 64, 2, 2, 32}, {128, 128, 2, 4, 32}},
+    {{32, 32, 2, 2, 128}, {64, 64, 2, 2, 64}, {128, 128, 2, 4, 64}},
+};
+
+int vk_cm_tile_parse(const char *s, struct vk_cm_tile *t)
+{
+    unsigned v[5];
+    int used = 0;
+    if (!s || sscanf(s, "%u,%u,%u,%u,%u%n", &v[0], &v[1], &v[2], &v[3], &v[4], &used) != 5 || s[used])
+        return 0;
+    /* warps of 16 x 16 blocks, at most 32 warps, K in blocks of 16 */
+    if (!v[2] || !v[3] || v[2] * v[3] > 32 || v[0] % (16 * v[2]) || v[1] % (16 * v[3]) || !v[0] || !v[1] ||
+        v[0] > 256 || v[1] > 256 || !v[4] || v[4] % 16 || v[4] > 256)
+        return 0;
+    *t = (struct vk_cm_tile){v[0], v[1], v[2], v[3], v[4]};
+    return 1;
+}
 
 #define NONE_ -1
 /* SPIR-V of each kernel by [F32 weights][shared-memory reductions]; NONE_ where there is no variant. */
@@ -73,6 +96,8 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_WKV7] = {{RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}, {RWKV_SPV_wkv7, RWKV_SPV_wkv7_nosg}},
     [VK_K_WKV7_ONE] = {{RWKV_SPV_wkv7_one, NONE_}, {RWKV_SPV_wkv7_one, NONE_}},
     [VK_K_WKV7_LORA] = {{RWKV_SPV_wkv7_lora_f16, NONE_}, {RWKV_SPV_wkv7_lora_f32, NONE_}},
+    [VK_K_WKV7_ROWS] = {{RWKV_SPV_wkv7_rows, NONE_}, {RWKV_SPV_wkv7_rows, NONE_}},
+    [VK_K_WKV7_NORM] = {{RWKV_SPV_wkv7_rows, NONE_}, {RWKV_SPV_wkv7_rows, NONE_}},
     [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
     [VK_K_SOFTMAX] = {{RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}, {RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}},
 };
@@ -80,7 +105,8 @@ static const int spv_of[VK_K_COUNT][2][2] = {
 static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
 {
     if ((kernel == VK_K_GEMM_CM && d->feat.coopmat == VK_COOPMAT_OFF) ||
-        ((kernel == VK_K_WKV7_ONE || kernel == VK_K_WKV7_LORA) && !d->feat.subgroup_shuffle) ||
+        ((kernel == VK_K_WKV7_ONE || kernel == VK_K_WKV7_LORA || kernel == VK_K_WKV7_ROWS ||
+          kernel == VK_K_WKV7_NORM) && !d->feat.subgroup_shuffle) ||
         !d->set_layouts[vk_kernel_bindings(kernel)])
         return NONE_;
     return spv_of[kernel][dtype == RWKV_DTYPE_F32][!d->feat.use_subgroup];
@@ -277,6 +303,8 @@ static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const 
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod, .pName = "main", .pSpecializationInfo = &si},
         .layout = vk_pipeline_layout(d, kernel)};
+    if (d->pipe_stats)
+        ci.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     r = vkCreateComputePipelines(d->device, d->cache, 1, &ci, NULL, out);
     vkDestroyShaderModule(d->device, mod, NULL);
     if (r != VK_SUCCESS) {
@@ -285,6 +313,44 @@ static rwkv_status pipeline_create(struct vk_dev *d, int spv, int kernel, const 
         return vk_fail(d, r, err, what);
     }
     return RWKV_OK;
+}
+
+void vk_pipeline_stats(struct vk_dev *d, VkPipeline pipe, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    PFN_vkGetPipelineExecutableStatisticsKHR get =
+        d->pipe_stats ? (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
+                            d->device, "vkGetPipelineExecutableStatisticsKHR")
+                      : NULL;
+    VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR, .pipeline = pipe};
+    VkPipelineExecutableStatisticKHR st[24];
+    uint32_t count = 24;
+    for (uint32_t i = 0; i < count; i++)
+        st[i] = (VkPipelineExecutableStatisticKHR){.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+    if (!get || get(d->device, &ei, &count, st) < 0)
+        return;
+    size_t used = 0;
+    for (uint32_t i = 0; i < count && used + 1 < n; i++) {
+        int w = 0;
+        switch (st[i].format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+            w = snprintf(buf + used, n - used, "%s%s %u", used ? ", " : "", st[i].name, (unsigned)st[i].value.b32);
+            break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+            w = snprintf(buf + used, n - used, "%s%s %lld", used ? ", " : "", st[i].name, (long long)st[i].value.i64);
+            break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+            w = snprintf(buf + used, n - used, "%s%s %llu", used ? ", " : "", st[i].name,
+                         (unsigned long long)st[i].value.u64);
+            break;
+        default:
+            w = snprintf(buf + used, n - used, "%s%s %g", used ? ", " : "", st[i].name, st[i].value.f64);
+            break;
+        }
+        if (w < 0)
+            break;
+        used += (size_t)w < n - used ? (size_t)w : n - used - 1;
+    }
 }
 
 rwkv_status vk_pipeline_get(struct vk_dev *d, int kernel, enum rwkv_dtype dtype, const uint32_t spec[VK_SPEC],

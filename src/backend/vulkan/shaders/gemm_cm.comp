@@ -2,8 +2,8 @@
 // MATMUL for many tokens on tensor cores (VK_NV_cooperative_matrix: 16x16x16 F16 products, F32 sums):
 // y[t][row0 + o] (+)= act(W[o] . x[t] + bias). A workgroup of WM x WN warps computes TM tokens x TN
 // rows; K advances TK at a time through shared memory while the next slice loads into registers
-// (vk_pipeline.c's tiles: the smaller, the longer the slice, so that small outputs wait on fewer
-// rounds of load latency).
+// (vk_pipeline.c's tiles, measured with bench/vk_gemm.c; slower there: a second register stage (more
+// registers), two shared-memory stages, W fragments loaded straight from memory).
 // x is fp32. With SPLIT it is staged as two F16 parts, hi = x with its mantissa cut to F16's 10 bits
 // (by masking: compilers fold a float -> half -> float round trip into nothing) and lo = f16(x - hi),
 // and both are multiplied: the F16 weights are exact, so each product keeps about 21 bits of x and the
@@ -23,7 +23,6 @@ layout(constant_id = 2) const uint TN = 128; // rows per tile
 layout(constant_id = 3) const uint WM = 2;   // warps along the tokens
 layout(constant_id = 4) const uint WN = 4;   // warps along the rows
 layout(constant_id = 5) const uint MODE = 1;  // bit 0: SPLIT; bit 1: every tile takes the fp32 path (tests);
-                                             // bit 2: two shared-memory stages (one barrier per slice);
                                              // bit 3: may be split along K (else that code is left out)
 layout(constant_id = 6) const uint TK = 32;   // K per shared-memory slice (a multiple of 16)
 const uint SPLIT = MODE & 1u;
@@ -53,9 +52,9 @@ const uint AU = TM * UNITS / WG;     // units per invocation and slice
 const uint BU = TN * UNITS / WG;
 const uint CLD = 20u;                // epilogue staging row: 16 floats + 4 of padding
 const uint STAGE = B_W + TN * LD4;    // one slice's tiles
-const uint NBUF = 1u + ((MODE >> 2) & 1u);
-// the slices, then (reused) each warp's 16 x 16 epilogue staging
-shared uvec4 sh[STAGE * NBUF];
+const uint EPI = WG / 32u * 16u * CLD / 4u;
+// the slice, then (reused) each warp's 16 x 16 epilogue staging
+shared uvec4 sh[STAGE > EPI ? STAGE : EPI];
 shared uint bad;                     // this tile's x leaves the F16 range
 
 vec4 xa[AU][2];                      // the next slice in registers
@@ -145,21 +144,13 @@ void main()
             if (tid == 0u)
                 bad = 0u;
             load_slice(k_lo, t0, r0);
-            if (NBUF == 2u) { // the first slice staged ahead
+            for (uint k0 = k_lo; k0 < k_hi; k0 += TK) {
+                barrier(); // the previous slice is consumed
                 store_slice(0u);
                 barrier();
-            }
-            uint cur = 0u;
-            for (uint k0 = k_lo; k0 < k_hi; k0 += TK) {
-                bool more = k0 + TK < k_hi;
-                if (NBUF == 1u) {
-                    barrier(); // the previous slice is consumed
-                    store_slice(0u);
-                    barrier();
-                }
-                if (more)
+                if (k0 + TK < k_hi)
                     load_slice(k0 + TK, t0, r0);
-                uint s0 = cur * STAGE;
+                uint s0 = 0u;
                 [[unroll]] for (uint k = 0u; k < TK / 16u; k++) {
                     MAT16 a[CM], al[CM], b;
                     [[unroll]] for (uint i = 0u; i < CM; i++) {
@@ -177,12 +168,6 @@ void main()
                                 acc[i][j] = coopMatMulAddNV(al[i], b, acc[i][j]);
                         }
                     }
-                }
-                if (NBUF == 2u) { // the next slice into the other stage, read last before the last barrier
-                    if (more)
-                        store_slice((cur ^ 1u) * STAGE);
-                    barrier();
-                    cur ^= 1u;
                 }
             }
             barrier(); // the slices are consumed: the space stages the epilogue
