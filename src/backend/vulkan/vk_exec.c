@@ -186,7 +186,7 @@ static int mm_variant(const struct vk_dev *d, const struct vk_op_kernel *ok, uin
     for (int v = VK_MM_CM_BIG; v > VK_MM_CM_TINY; v--) {
         const struct vk_cm_tile *t = &d->cm_tiles[v - VK_MM_CM_TINY];
         int fits = d->cm_tile ? d->cm_tile == v - VK_MM_CM_TINY + 1
-                              : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) * t->wm * t->wn >= VK_CM_MIN_WARPS;
+                              : ceil_div(nrows, t->tn) * ceil_div(rows, t->tm) >= VK_CM_MIN_GROUPS;
         if (ok->mm[v] && fits)
             return v;
     }

@@ -300,8 +300,9 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 #define VK_WG_COPY 256
 #define VK_SPIN_US 10000 /* a generation step's length (7.2b on an H200: 5 ms): waits for it poll, longer ones then
                           * block (a thread waking from a blocking wait took the host ~20 us instead of ~6) */
-#define VK_CM_MIN_WARPS 960 /* the largest tensor-core tile whose workgroups bring about 7 warps to each
-                             * multiprocessor of an H100 (the smallest where none does) */
+#define VK_CM_MIN_GROUPS 120 /* the largest tensor-core tile that still gives about one workgroup per
+                              * multiprocessor of an H100 (the smallest where none does; counting warps
+                              * instead took 32 x 32 tiles without split-K for batched generation: x1.3) */
 
 /* Matrix kernels an op may run with, chosen per chunk by its token count (vk_exec.c). */
 enum vk_mm {

@@ -1,9 +1,10 @@
 #version 450
 // WKV7 for chunks whose every segment is one token (generation, one or many sequences): the math of
 // wkv7.comp for a single step, laid out for memory rather than for a long recurrence. A workgroup of
-// 4 N invocations per (segment, head); invocation 4 i + q owns keys [q N/4, (q+1) N/4) of value row i
-// of S[value][key], so that a subgroup reads and writes whole contiguous rows (16-byte accesses), and
-// a row's sums over its keys are finished by two shuffles inside each group of four lanes.
+// 4 N invocations per (segment, head); invocation 4 i + q owns the 16-byte key blocks q, q + 4, q + 8,
+// ... of value row i of S[value][key], so that each access of a subgroup reads or writes 64 contiguous
+// bytes of each of its 8 rows (whole 32-byte sectors), and a row's sums over its keys are finished by
+// two shuffles inside each group of four lanes.
 //   kk = L2norm(k * k_k); k' = k * (1 + (a - 1) * k_a)
 //   S[i][j] = S[i][j] w[j] - (sum_j' S[i][j'] kk[j']) kk[j] a[j] + v[i] k'[j];  y[i] = sum_j S[i][j] r[j]
 //   out = (GroupNorm(y) * ln_w + ln_b + (sum_j r[j] k'[j] r_k[j]) v) * g
@@ -108,7 +109,7 @@ MAT rw[NW * WPB], ra[NA * WPB], rg[NG * WPB], rv2[NV * WPB];
     }
 #endif
 
-const uint Q4 = N / 16u; // vec4s of keys per invocation
+const uint Q4 = N / 16u; // vec4s of keys per invocation: blocks q + 4 u
 shared vec4 skk[N / 4u], sab[N / 4u], skb[N / 4u], sw[N / 4u], sr[N / 4u];
 shared float sv[N], sg[N], sy[N];
 
@@ -129,10 +130,10 @@ void main()
         uint s = job / pc.heads, h = job % pc.heads;
         uint t = s; // one token per segment: token s (the kernel runs only for such chunks)
         // the row slice first: its loads are in flight while the vectors are made
-        uint base4 = (ck_seg_slot(s) * pc.state_stride + pc.state_off + (h * N + i) * N + q * (N / 4u)) >> 2;
+        uint base4 = ((ck_seg_slot(s) * pc.state_stride + pc.state_off + (h * N + i) * N) >> 2) + q;
         vec4 S[Q4];
         [[unroll]] for (uint u = 0u; u < Q4; u++)
-            S[u] = st4[base4 + u];
+            S[u] = st4[base4 + 4u * u];
         // A: channel i's vectors (made by its four invocations, kept by the first), their sums over
         // the head
         uint c = h * N + i;
@@ -181,16 +182,16 @@ void main()
         }
         barrier();
         // B: the state update of this invocation's keys, and its share of y
-        uint j4 = q * Q4;
         vec4 sa4 = vec4(0.0);
         [[unroll]] for (uint u = 0u; u < Q4; u++)
-            sa4 -= S[u] * skk[j4 + u];
+            sa4 -= S[u] * skk[q + 4u * u];
         float sa = quad_sum((sa4.x + sa4.y) + (sa4.z + sa4.w)), vi = sv[i];
         vec4 acc4 = vec4(0.0);
         [[unroll]] for (uint u = 0u; u < Q4; u++) {
-            S[u] = S[u] * sw[j4 + u] + sa * sab[j4 + u] + vi * skb[j4 + u];
-            acc4 += S[u] * sr[j4 + u];
-            st4[base4 + u] = S[u];
+            uint j = q + 4u * u;
+            S[u] = S[u] * sw[j] + sa * sab[j] + vi * skb[j];
+            acc4 += S[u] * sr[j];
+            st4[base4 + 4u * u] = S[u];
         }
         float yi = quad_sum((acc4.x + acc4.y) + (acc4.z + acc4.w));
         if (q == 0u)
