@@ -585,6 +585,8 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->spin_us = spin && *spin ? atoi(spin) : VK_SPIN_US;
     const char *tile = getenv("RWKV_VK_CM_TILE");
     d->cm_tile = !tile ? 0 : !strcmp(tile, "tiny") ? 1 : !strcmp(tile, "small") ? 2 : !strcmp(tile, "big") ? 3 : 0;
+    if (tile && *tile && !d->cm_tile)
+        fprintf(stderr, "rwkv: vulkan: ignoring RWKV_VK_CM_TILE=%s (not tiny, small or big)\n", tile);
     static const char *const tile_env[3] = {"RWKV_VK_CM_TINY", "RWKV_VK_CM_SMALL", "RWKV_VK_CM_BIG"};
     for (int i = 0; i < 3; i++) {
         const char *e = getenv(tile_env[i]);
