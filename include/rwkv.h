@@ -293,7 +293,9 @@ typedef int (*rwkv_hook_fn)(void *user, const struct rwkv_hook_data *data);
 
 /* Calls `fn` at every point named `point` ("*" = all) of layer `layer` (-1 = every layer and the
  * global points). Hooks run in the order added. Backends without hook support return
- * RWKV_ERR_UNSUPPORTED. */
+ * RWKV_ERR_UNSUPPORTED. On Vulkan a chunk with matching hooks runs in pieces (slower), per-output
+ * points are called once per tile of logits rows, and a run in which a hook changes a point that the
+ * backend computes in one kernel with the ops after it (att.ln, ffn.ln) fails with RWKV_ERR_UNSUPPORTED. */
 rwkv_status rwkv_state_add_hook(struct rwkv_state *state, const char *point, int layer, rwkv_hook_fn fn,
                                 void *user, struct rwkv_error *err);
 void rwkv_state_clear_hooks(struct rwkv_state *state);

@@ -101,5 +101,11 @@ extern const struct rwkv_backend_ops rwkv_vulkan_backend;
 
 /* The initial state of one slot (zeros; v4 pp = -1e30): fills `dst` (state_floats). */
 void rwkv_state_initial(const struct rwkv_model *model, float *dst);
+/* Whether some hook of the state matches HOOK op `op` (its point, or "*"; its layer, or -1). */
+int rwkv_hooks_match(const struct rwkv_state *s, const struct rwkv_op *op);
+/* Calls the state's hooks matching HOOK op `op`, in the order added, on rows x width floats (row r at
+ * data + r * stride, of state slot row_slot[r]); returns non-zero when one asks to stop. */
+int rwkv_hooks_call(struct rwkv_state *s, const struct rwkv_op *op, float *data, size_t rows, size_t width,
+                    size_t stride, const int32_t *row_slot);
 
 #endif

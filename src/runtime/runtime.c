@@ -462,6 +462,31 @@ rwkv_status rwkv_state_add_hook(struct rwkv_state *state, const char *point, int
     return RWKV_OK;
 }
 
+static int hook_matches(const struct rwkv_hook *h, const struct rwkv_op *op)
+{
+    return (strcmp(h->point, "*") == 0 || strcmp(h->point, op->hook) == 0) && (h->layer == -1 || h->layer == op->layer);
+}
+
+int rwkv_hooks_match(const struct rwkv_state *s, const struct rwkv_op *op)
+{
+    for (int i = 0; i < s->n_hooks; i++)
+        if (hook_matches(&s->hooks[i], op))
+            return 1;
+    return 0;
+}
+
+int rwkv_hooks_call(struct rwkv_state *s, const struct rwkv_op *op, float *data, size_t rows, size_t width,
+                    size_t stride, const int32_t *row_slot)
+{
+    for (int i = 0; i < s->n_hooks && rows > 0; i++) {
+        const struct rwkv_hook *h = &s->hooks[i];
+        struct rwkv_hook_data d = {op->hook, op->layer, data, rows, width, stride, row_slot, s};
+        if (hook_matches(h, op) && h->fn(h->user, &d) != 0)
+            return 1;
+    }
+    return 0;
+}
+
 void rwkv_state_clear_hooks(struct rwkv_state *state)
 {
     if (!state)

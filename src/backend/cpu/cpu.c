@@ -295,18 +295,10 @@ static void run_wkv(void *ctx, int index, int count)
 static int run_hooks(const struct exec *e)
 {
     const struct rwkv_op *op = e->op;
-    for (int i = 0; i < e->s->n_hooks; i++) {
-        const struct rwkv_hook *h = &e->s->hooks[i];
-        if ((strcmp(h->point, "*") != 0 && strcmp(h->point, op->hook) != 0) || (h->layer != -1 && h->layer != op->layer))
-            continue;
-        struct cpu_mat m = view(e, op->in[0]);
-        int per_output = e->model->program.buffers[op->in[0].buf].per_output;
-        struct rwkv_hook_data d = {op->hook, op->layer, m.p, (size_t)op_rows(e, op->in[0]), (size_t)op->in[0].width,
-                                   m.stride, per_output ? e->chunk->out_slot : e->chunk->token_slot, e->s};
-        if (d.rows > 0 && h->fn(h->user, &d) != 0)
-            return 1;
-    }
-    return 0;
+    struct cpu_mat m = view(e, op->in[0]);
+    int per_output = e->model->program.buffers[op->in[0].buf].per_output;
+    return rwkv_hooks_call(e->s, op, m.p, (size_t)op_rows(e, op->in[0]), (size_t)op->in[0].width, m.stride,
+                           per_output ? e->chunk->out_slot : e->chunk->token_slot);
 }
 
 static void copy_logits(const struct exec *e)

@@ -117,7 +117,8 @@ static int whole(const struct rwkv_program *p, struct rwkv_view v, int C)
     return v.buf >= 0 && v.col == 0 && v.width == C && p->buffers[v.buf].width == C;
 }
 
-/* The next op after `o` that is not a HOOK (hooks are not run on this backend), or -1. */
+/* The next op after `o` that is not a HOOK (groups span hook points: vk_exec.c runs hooks between
+ * dispatches), or -1. */
 static int next_op(const struct rwkv_program *p, int o)
 {
     while (++o < p->n_ops && p->ops[o].kind == RWKV_OP_HOOK)
@@ -1265,6 +1266,7 @@ static rwkv_status vk_copy_bandwidth(struct rwkv_device *dev, size_t bytes, doub
 const struct rwkv_backend_ops rwkv_vulkan_backend = {
     .name = "vulkan",
     .softmax = 1, /* softmax.comp, before the readback */
+    .supports_hooks = 1, /* chunks with hooks run in pieces (vk_exec.c) */
     .device_open = vk_device_open,
     .device_free = vk_device_free,
     .model_init = vk_model_init,

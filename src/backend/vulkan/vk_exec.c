@@ -56,6 +56,7 @@ struct recorder {
     struct vk_prof *prof;   /* per-dispatch timestamps (RWKV_VK_PROFILE=1), else NULL */
     int barriers, dispatches;
     int scratch_read;       /* a split-K sum reads the scratch since the last barrier */
+    int hooked;             /* a chunk run in pieces for hooks: no op absorbed into WKV7 */
 };
 
 static uint64_t buf_bit(int buf)
@@ -340,7 +341,8 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
 {
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
     int one = r->chunk->n_tokens == r->chunk->n_seg; /* every segment one token */
-    if (one && r->chunk->n_seg <= VK_LORA_MAX_SEG && ok->absorbed_by >= 0)
+    int lora = one && r->chunk->n_seg <= VK_LORA_MAX_SEG && !r->hooked;
+    if (lora && ok->absorbed_by >= 0)
         return; /* the WKV7_LORA dispatch performs it */
     struct vk_push pc;
     fill_push(r, dp->op, dp->part, rows, out_base, &pc);
@@ -352,7 +354,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         variant = mm_variant(r->d, ok, rows, pc.nrows);
         kernel = mm_kernel(variant);
         pipe = ok->mm[variant];
-    } else if (kernel == VK_K_WKV7 && one && ok->lora && r->chunk->n_seg <= VK_LORA_MAX_SEG) {
+    } else if (kernel == VK_K_WKV7 && lora && ok->lora) {
         kernel = VK_K_WKV7_LORA;
         pipe = ok->lora;
         set = dp->set_lora;
@@ -414,40 +416,46 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         record_wkv7_norm(r, dp->op, ok, &pc);
 }
 
-/* Everything between the tiles and the copies back is ordered by full barriers (few per chunk). */
-static void record_outputs(struct recorder *r, int first_disp)
+/* After the per-output dispatches of logits rows [r0, r0 + n): the probabilities of the rows that
+ * asked for them, and the rows into the readback buffer. */
+static void record_logits_tile(struct recorder *r, uint32_t n, uint32_t r0)
 {
     const struct rwkv_program *p = &r->m->program;
     struct vk_state *vs = r->vs;
     uint32_t V = (uint32_t)p->buffers[p->logits_buf].width, R = (uint32_t)r->chunk->n_out;
     const struct vk_span *lg = &vs->bufs[p->logits_buf];
+    if (r->chunk->any_softmax) { /* the rows that asked for probabilities (flags in the table) */
+        compute_barrier(r->cb);
+        r->barriers++;
+        struct vk_push pc = {.rows = n, .width = V, .out_stride = V, .out_base = r0, .nrows = R,
+                             .n_seg = (uint32_t)r->chunk->n_seg, .chunk_tokens = (uint32_t)r->chunk->n_tokens};
+        VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SOFTMAX);
+        vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vs->softmax);
+        r->bound = vs->softmax;
+        vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &vs->softmax_set, 0, NULL);
+        vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
+        vkCmdDispatch(r->cb, n < r->d->lim.max_groups[0] ? n : r->d->lim.max_groups[0], 1, 1);
+        r->dispatches++;
+    }
+    vk_barrier_all(r->cb);
+    VkBufferCopy c = {lg->offset, (VkDeviceSize)r0 * V * sizeof(float), (VkDeviceSize)n * V * sizeof(float)};
+    vkCmdCopyBuffer(r->cb, vs->act.blocks[lg->block].buffer, vs->down.blocks[0].buffer, 1, &c);
+    vk_barrier_all(r->cb);
+    r->read = r->written = 0;
+    r->scratch_read = 0;
+}
+
+/* Everything between the tiles and the copies back is ordered by full barriers (few per chunk). */
+static void record_outputs(struct recorder *r, int first_disp)
+{
+    struct vk_state *vs = r->vs;
+    uint32_t R = (uint32_t)r->chunk->n_out;
     for (uint32_t r0 = 0; r0 < R; r0 += (uint32_t)vs->out_tile) {
         uint32_t n = R - r0 < (uint32_t)vs->out_tile ? R - r0 : (uint32_t)vs->out_tile;
         r->last_op = -1;
         for (int i = first_disp; i < vs->n_disp; i++)
             record(r, &vs->disp[i], n, r0);
-        if (r->chunk->any_softmax) { /* the rows that asked for probabilities (flags in the table) */
-            compute_barrier(r->cb);
-            r->barriers++;
-            const struct rwkv_program *p = &r->m->program;
-            struct vk_push pc = {.rows = n, .width = (uint32_t)p->buffers[p->logits_buf].width,
-                                 .out_stride = (uint32_t)p->buffers[p->logits_buf].width, .out_base = r0,
-                                 .nrows = R, .n_seg = (uint32_t)r->chunk->n_seg,
-                                 .chunk_tokens = (uint32_t)r->chunk->n_tokens};
-            VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SOFTMAX);
-            vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vs->softmax);
-            r->bound = vs->softmax;
-            vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &vs->softmax_set, 0, NULL);
-            vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
-            vkCmdDispatch(r->cb, n < r->d->lim.max_groups[0] ? n : r->d->lim.max_groups[0], 1, 1);
-            r->dispatches++;
-        }
-        vk_barrier_all(r->cb);
-        VkBufferCopy c = {lg->offset, (VkDeviceSize)r0 * V * sizeof(float), (VkDeviceSize)n * V * sizeof(float)};
-        vkCmdCopyBuffer(r->cb, vs->act.blocks[lg->block].buffer, vs->down.blocks[0].buffer, 1, &c);
-        vk_barrier_all(r->cb);
-        r->read = r->written = 0;
-        r->scratch_read = 0;
+        record_logits_tile(r, n, r0);
     }
 }
 
@@ -659,6 +667,17 @@ rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err)
 {
     struct vk_state *vs = s->priv;
     struct vk_dev *d = s->model->device->priv;
+    const struct rwkv_program *prog = &s->model->program;
+    const struct vk_model *vm = (const struct vk_model *)s->model->backend;
+    /* for chunks with hooks: the dispatches as built (program order), and which HOOK ops a fused
+     * dispatch passes over (absorbed into a group: group_end -1) */
+    vs->prog = malloc(((size_t)vs->n_disp + 1) * sizeof *vs->prog);
+    vs->hook_inside = calloc((size_t)prog->n_ops + 1, 1);
+    if (!vs->prog || !vs->hook_inside)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    memcpy(vs->prog, vs->disp, (size_t)vs->n_disp * sizeof *vs->prog);
+    for (int o = 0; o < prog->n_ops; o++)
+        vs->hook_inside[o] = prog->ops[o].kind == RWKV_OP_HOOK && vm->ok[o].group_end < 0;
     rwkv_status st = schedule(s, err);
     if (st || !d->profile)
         return st;
@@ -675,6 +694,14 @@ void vk_exec_free(struct rwkv_state *s)
     struct vk_dev *d = s->model->device->priv;
     for (int i = 0; i < VK_RECS; i++)
         vk_cmd_free(d, &vs->recs[i].cmd);
+    vk_cmd_free(d, &vs->hook_cmd);
+    vk_pool_free(d, &vs->hook_stage);
+    free(vs->hook_copy);
+    free(vs->prog);
+    free(vs->hook_inside);
+    vs->hook_copy = NULL;
+    vs->prog = NULL;
+    vs->hook_inside = NULL;
     if (vs->copy_pool)
         rwkv_pool_free(vs->copy_pool);
     vs->copy_pool = NULL;
@@ -688,6 +715,136 @@ void vk_exec_free(struct rwkv_state *s)
         free(p);
         vs->prof = NULL;
     }
+}
+
+/* ---- chunks with hooks ----
+ * A chunk for which some hook matches a HOOK op runs in pieces: the dispatches in program order up to
+ * that op, the hooked tensor's rows copied to the host, the hooks called on them, the rows copied back
+ * where a hook changed them, and on (per-output points once per tile of logits rows). The one-token
+ * WKV7 then absorbs no LoRA projection, so that the hooks between them see their outputs. A point that
+ * a fused dispatch passes over (the layer norm before the token shift and mixes: att.ln, ffn.ln) can
+ * be read, but changing it is an error: the rest of its group ran in the same kernel. */
+
+/* Host memory for the largest view of a hooked op in chunks like this one (grown before a run: a
+ * recorded copy may still refer to the staging buffer). */
+static rwkv_status hook_buffers(const struct rwkv_state *s, struct vk_dev *d, struct vk_state *vs,
+                                const struct rwkv_chunk *chunk, struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &s->model->program;
+    size_t bytes = 0;
+    for (int o = 0; o < p->n_ops; o++) {
+        const struct rwkv_op *op = &p->ops[o];
+        if (op->kind != RWKV_OP_HOOK || !rwkv_hooks_match(s, op))
+            continue;
+        const struct rwkv_buffer_desc *b = &p->buffers[op->in[0].buf];
+        size_t rows = b->per_output ? (size_t)vs->out_tile : (size_t)chunk->n_tokens;
+        bytes = rows * (size_t)b->width * sizeof(float) > bytes ? rows * (size_t)b->width * sizeof(float) : bytes;
+    }
+    if (bytes <= vs->hook_bytes)
+        return RWKV_OK;
+    vk_pool_free(d, &vs->hook_stage);
+    free(vs->hook_copy);
+    vs->hook_bytes = 0;
+    if (!(vs->hook_copy = malloc(bytes)))
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of hooked rows", bytes);
+    rwkv_status st = vk_staging_new(d, &vs->hook_stage, bytes, err);
+    if (!st)
+        vs->hook_bytes = bytes;
+    return st;
+}
+
+/* At HOOK op `o`, after what the recorder holds: runs it, calls the hooks on the op's view (`rows` rows
+ * of slots `row_slot`), puts the rows back if changed, and begins the next piece. */
+static rwkv_status hook_stop(struct recorder *r, struct rwkv_state *s, int o, uint32_t rows, const int32_t *row_slot,
+                             struct rwkv_error *err)
+{
+    const struct rwkv_op *op = &r->m->program.ops[o];
+    struct vk_state *vs = r->vs;
+    struct rwkv_view v = op->in[0];
+    size_t stride = (size_t)r->m->program.buffers[v.buf].width, bytes = rows * stride * sizeof(float);
+    const struct vk_span *b = &vs->bufs[v.buf];
+    rwkv_status st = RWKV_OK;
+    if (!bytes)
+        return st;
+    VkBuffer dev = vs->act.blocks[b->block].buffer, host = vs->hook_stage.blocks[0].buffer;
+    vk_barrier_all(r->cb);
+    VkBufferCopy down = {b->offset, 0, bytes}, up = {0, b->offset, bytes};
+    vkCmdCopyBuffer(r->cb, dev, host, 1, &down);
+    if ((st = vk_cmd_submit(r->d, &vs->hook_cmd, err)))
+        return st;
+    float *data = vs->hook_stage.blocks[0].mapped;
+    memcpy(vs->hook_copy, data, bytes);
+    if (rwkv_hooks_call(s, op, data + v.col, rows, (size_t)v.width, stride, row_slot))
+        return rwkv_fail(err, RWKV_ERR_ARG, "run stopped by a hook at %s (layer %d)", op->hook, op->layer);
+    int changed = memcmp(vs->hook_copy, data, bytes) != 0;
+    if (changed && vs->hook_inside[o])
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "a hook changed %s (layer %d), which the vulkan backend "
+                         "computes in one kernel with the ops after it: change a later point (such as the mix) "
+                         "or use the cpu backend", op->hook, op->layer);
+    if ((st = vk_cmd_begin(r->d, &vs->hook_cmd, err)))
+        return st;
+    if (changed) {
+        vkCmdCopyBuffer(r->cb, host, dev, 1, &up);
+        vk_barrier_all(r->cb);
+    }
+    r->bound = VK_NULL_HANDLE;
+    r->last_op = -1;
+    r->read = r->written = 0;
+    r->scratch_read = 0;
+    return RWKV_OK;
+}
+
+/* Whether some hook of the state matches a HOOK op that this chunk runs. */
+static int chunk_hooked(const struct rwkv_state *s, const struct vk_state *vs, const struct rwkv_chunk *chunk)
+{
+    const struct rwkv_program *p = &s->model->program;
+    int end = chunk->n_out > 0 ? p->n_ops : vs->first_out_op;
+    for (int o = 0; s->n_hooks && o < end; o++)
+        if (p->ops[o].kind == RWKV_OP_HOOK && rwkv_hooks_match(s, &p->ops[o]))
+            return 1;
+    return 0;
+}
+
+static rwkv_status run_hooked(struct rwkv_state *s, const struct rwkv_chunk *chunk, size_t words,
+                              struct rwkv_error *err)
+{
+    const struct rwkv_model *m = s->model;
+    const struct rwkv_program *p = &m->program;
+    struct vk_state *vs = s->priv;
+    struct vk_dev *d = m->device->priv;
+    rwkv_status st = vs->hook_cmd.pool ? RWKV_OK : vk_cmd_init(d, &vs->hook_cmd, err);
+    if (st || (st = hook_buffers(s, d, vs, chunk, err)) || (st = vk_cmd_begin(d, &vs->hook_cmd, err)))
+        return st;
+    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
+                         .cb = vs->hook_cmd.cb, .last_op = -1, .hooked = 1};
+    if (!vs->table.n_blocks) { /* the table goes up by a copy */
+        VkBufferCopy cp = {0, vs->chunk.offset, words * 4};
+        vkCmdCopyBuffer(r.cb, vs->up.blocks[0].buffer, vs->act.blocks[vs->chunk.block].buffer, 1, &cp);
+        vk_barrier_all(r.cb);
+    }
+    int i = 0;
+    for (int o = 0; o < vs->first_out_op && !st; o++) {
+        for (; i < vs->n_disp && vs->prog[i].op == o; i++)
+            record(&r, &vs->prog[i], (uint32_t)chunk->n_tokens, 0);
+        if (p->ops[o].kind == RWKV_OP_HOOK && rwkv_hooks_match(s, &p->ops[o]))
+            st = hook_stop(&r, s, o, (uint32_t)chunk->n_tokens, chunk->token_slot, err);
+    }
+    uint32_t R = (uint32_t)chunk->n_out;
+    for (uint32_t r0 = 0; r0 < R && !st; r0 += (uint32_t)vs->out_tile) {
+        uint32_t n = R - r0 < (uint32_t)vs->out_tile ? R - r0 : (uint32_t)vs->out_tile;
+        r.last_op = -1;
+        int j = i;
+        for (int o = vs->first_out_op; o < p->n_ops && !st; o++) {
+            for (; j < vs->n_disp && vs->prog[j].op == o; j++)
+                record(&r, &vs->prog[j], n, r0);
+            if (p->ops[o].kind == RWKV_OP_HOOK && rwkv_hooks_match(s, &p->ops[o]))
+                st = hook_stop(&r, s, o, n, chunk->out_slot + r0, err);
+        }
+        if (!st)
+            record_logits_tile(&r, n, r0);
+    }
+    /* after a stop or an error hook_stop leaves no piece recording */
+    return st ? st : vk_cmd_submit(d, &vs->hook_cmd, err);
 }
 
 /* The logits rows from the readback buffer into the caller's rows; thread `index` of `count` takes
@@ -716,9 +873,14 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     double t0 = vs->prof ? rwkv_time_seconds() : 0;
     void *table = vs->table.n_blocks ? vk_span_host(&vs->table, vs->chunk) : vk_span_host(&vs->up, (struct vk_span){0, 0, 0});
     size_t words = write_chunk_table(table, chunk);
-    struct vk_rec *rec = d->profile == 1 ? NULL : find_rec(vs, chunk);
+    int hooked = chunk_hooked(s, vs, chunk);
+    struct vk_rec *rec = d->profile == 1 || hooked ? NULL : find_rec(vs, chunk);
     rwkv_status st = RWKV_OK;
-    if (!rec) {
+    double wait = 0;
+    if (hooked) {
+        if ((st = run_hooked(s, chunk, words, err)))
+            return st;
+    } else if (!rec) {
         rec = free_rec(vs);
         rec->valid = 0;
         if (!rec->cmd.pool) {
@@ -734,17 +896,18 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
         rec->soft = chunk->any_softmax;
         rec->valid = 1;
     }
-    rec->last_use = ++vs->uses;
-    double wait = 0;
-    if (!(st = vk_cmd_start(d, &rec->cmd, err))) {
-        double w0 = rwkv_time_seconds();
-        st = vk_cmd_wait(d, &rec->cmd, err);
-        wait = rwkv_time_seconds() - w0;
-        s->stats.wait_seconds += wait;
-    }
-    if (st) {
-        rec->valid = 0;
-        return st;
+    if (!hooked) {
+        rec->last_use = ++vs->uses;
+        if (!(st = vk_cmd_start(d, &rec->cmd, err))) {
+            double w0 = rwkv_time_seconds();
+            st = vk_cmd_wait(d, &rec->cmd, err);
+            wait = rwkv_time_seconds() - w0;
+            s->stats.wait_seconds += wait;
+        }
+        if (st) {
+            rec->valid = 0;
+            return st;
+        }
     }
     const struct rwkv_program *p = &m->program;
     struct rows_copy rc = {rows, vs->down.blocks[0].mapped, (size_t)p->buffers[p->logits_buf].width, chunk->n_out};
@@ -778,7 +941,7 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     else if (copied)
         copy_rows(&rc, 0, 1);
     free(moved);
-    if (vs->prof) {
+    if (vs->prof && !hooked) { /* a chunk run in pieces has no timestamps */
         struct vk_prof_chunk *pc = prof_chunk(vs->prof, chunk->n_tokens);
         if (pc)
             pc->copy_ns += 1e9 * (rwkv_time_seconds() - c0);

@@ -456,6 +456,13 @@ struct vk_state {
     struct vk_prof *prof;      /* RWKV_VK_PROFILE only */
     struct rwkv_pool *copy_pool; /* threads copying large readbacks out (made on first need) */
     int copy_pool_failed;
+    /* chunks with hooks (vk_exec.c): run in pieces, not recorded for replay */
+    struct vk_dispatch *prog;  /* [n_disp] the dispatches in program order */
+    uint8_t *hook_inside;      /* [n_ops] 1: a HOOK op inside a fused dispatch's group */
+    struct vk_cmd hook_cmd;
+    struct vk_pool hook_stage; /* host-visible: a hooked tensor's rows (made on first need) */
+    float *hook_copy;          /* the rows as read, to see whether a hook changed them */
+    size_t hook_bytes;         /* the capacity of both */
 };
 
 /* The pool holding the chunk table: `table` where the host writes it into device memory directly. */
