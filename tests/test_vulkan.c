@@ -767,6 +767,14 @@ int main(void)
             rwkv_device_free(dev);
         }
     }
+    /* one-token FFN values over the transposed matrices, skipping ReLU^2's zeros (chunk 1 runs it) */
+    struct rwkv_device *sparse = open_with_env("RWKV_VK_SPARSE_FFN", "1");
+    if (sparse) {
+        compare_cpu(sparse, ALIGNED_DIMS, "sparse FFN value, v7: ", 4);
+        compare_cpu(sparse, &synth_dims[3], "sparse FFN value, v6: ", 4);
+        compare_cpu(sparse, &synth_dims[6], "sparse FFN value, v6 bf16: ", 4);
+        rwkv_device_free(sparse);
+    }
 
     fprintf(stderr, "batching and state:\n");
     test_batched("models/tiny-rwkv-7v0-834K.st");

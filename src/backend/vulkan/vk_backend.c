@@ -298,6 +298,41 @@ static rwkv_status plan_groups(const struct rwkv_model *m, struct vk_model *vm, 
     return RWKV_OK;
 }
 
+/* Whether MATMUL op `o` reads the output of a ReLU^2 MATMUL (the FFN value: about half its inputs zero
+ * for random weights, most for trained ones) and gemv_sparse.comp can take it: one F16 part, N % 8 == 0,
+ * rows per token. */
+static int sparse_input(const struct rwkv_model *m, const struct vk_model *vm, int o)
+{
+    const struct rwkv_program *p = &m->program;
+    const struct rwkv_op *op = &p->ops[o];
+    if (op->kind != RWKV_OP_MATMUL || op->w[0] < 0 || p->buffers[op->in[0].buf].per_output)
+        return 0;
+    const struct vk_tensor *t = &vm->w[op->w[0]];
+    if (t->dtype != RWKV_DTYPE_F16 || t->n_parts != 1 || t->parts[0].nrows % 8 != 0)
+        return 0;
+    for (int a = o - 1; a >= 0; a--) /* the op that last wrote the input */
+        if (p->ops[a].kind != RWKV_OP_HOOK && p->ops[a].out.buf == op->in[0].buf)
+            return p->ops[a].kind == RWKV_OP_MATMUL && p->ops[a].act == RWKV_ACT_RELU_SQ &&
+                   same_view(p->ops[a].out, op->in[0]);
+    return 0;
+}
+
+/* With RWKV_VK_SPARSE_FFN=1: room for W^T of each MATMUL that sparse_input() admits. */
+static rwkv_status plan_sparse(const struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm,
+                               struct rwkv_error *err)
+{
+    for (int o = 0; d->sparse_ffn && o < m->program.n_ops; o++) {
+        if (!sparse_input(m, vm, o))
+            continue;
+        const struct vk_tensor *t = &vm->w[m->program.ops[o].w[0]];
+        rwkv_status st = vk_pool_reserve(&vm->pool, (size_t)t->parts[0].nrows * t->cols * 2, &vm->ok[o].wt,
+                                         "a transposed FFN value matrix", err);
+        if (st)
+            return st;
+    }
+    return RWKV_OK;
+}
+
 /* Copies weights into device buffers through one staging buffer, converting on the way. */
 struct uploader {
     struct vk_dev *d;
@@ -393,6 +428,38 @@ static rwkv_status upload_params(struct uploader *u, const struct rwkv_model *m,
     return st;
 }
 
+/* W^T [K][N] F16 of MATMUL op `o` into its `wt` span (sparse_input), transposed on the host in blocks. */
+static rwkv_status upload_transposed(struct uploader *u, const struct rwkv_model *m, const struct vk_model *vm, int o,
+                                     struct rwkv_error *err)
+{
+    const struct rwkv_weight *w = &m->weights[m->program.ops[o].w[0]];
+    const struct vk_tensor *t = &vm->w[m->program.ops[o].w[0]];
+    enum { B = 64 }; /* rows of W per block: W^T written 128 contiguous bytes at a time */
+    size_t N = t->parts[0].nrows, K = t->cols;
+    uint16_t *tr = malloc(N * K * sizeof *tr), *rows = malloc(B * K * sizeof *rows);
+    if (!tr || !rows) {
+        free(tr);
+        free(rows);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory transposing a %zu x %zu matrix", N, K);
+    }
+    for (size_t n0 = 0; n0 < N; n0 += B) { /* rows n0.. of W (converted to F16) are columns of W^T */
+        size_t nb = N - n0 < B ? N - n0 : B;
+        convert(w, RWKV_DTYPE_F16, n0 * K, nb * K, rows);
+        for (size_t k = 0; k < K; k++)
+            for (size_t i = 0; i < nb; i++)
+                tr[k * N + n0 + i] = rows[i * K + k];
+    }
+    free(rows);
+    struct rwkv_weight tw = {.dtype = RWKV_DTYPE_F16, .data = tr, .nbytes = N * K * sizeof *tr};
+    struct vk_part part = {vm->ok[o].wt, 0, (uint32_t)K};
+    struct vk_tensor tt = {RWKV_DTYPE_F16, (uint32_t)N, 1, &part};
+    rwkv_status st = up_part(u, &tw, &tt, &part, vm->pool.blocks[part.span.block].buffer, err);
+    if (!st) /* the staging buffer holds tr's copy only once flushed */
+        st = up_flush(u, err);
+    free(tr);
+    return st;
+}
+
 static rwkv_status upload(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
 {
     VkDeviceSize total = 0;
@@ -411,6 +478,9 @@ static rwkv_status upload(struct vk_dev *d, const struct rwkv_model *m, struct v
     for (int o = 0; o < m->program.n_ops && !st; o++)
         if (m->program.ops[o].kind == RWKV_OP_LAYERNORM)
             st = upload_params(&u, m, vm, o, err);
+    for (int o = 0; o < m->program.n_ops && !st; o++)
+        if (vm->ok[o].wt.size)
+            st = upload_transposed(&u, m, vm, o, err);
     if (!st)
         st = up_flush(&u, err);
     vk_cmd_free(d, &u.cmd);
@@ -647,10 +717,15 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
             break;
         }
         case VK_K_ROWS: spec[1] = (uint32_t)rows_mode(op->kind); break;
-        case VK_K_MATMUL:
+        case VK_K_MATMUL: {
             if ((st = mm_pipelines(d, m, op, dt, ok, err)))
                 return st;
+            uint32_t sp[VK_SPEC] = {256, VK_SPARSE_OPW};
+            if (ok->wt.size && vk_kernel_available(d, VK_K_GEMV_SPARSE, RWKV_DTYPE_F16) &&
+                (st = optional_pipeline(d, VK_K_GEMV_SPARSE, RWKV_DTYPE_F16, sp, &ok->sparse, err)))
+                return st;
             continue;
+        }
         case VK_K_WKV5: spec[0] = (uint32_t)op->head_size; break;
         case VK_K_WKV7: {
             /* and the one-token variant, where the device has it: 4 N invocations, N % 16 == 0 */
@@ -724,6 +799,8 @@ static rwkv_status vk_model_init(struct rwkv_model *m, struct rwkv_error *err)
             st = plan_weight(d, vm, &m->weights[i], i, role[i], err);
     if (!st)
         st = plan_groups(m, vm, err);
+    if (!st)
+        st = plan_sparse(d, m, vm, err);
     if (!st)
         st = vk_pool_commit(d, &vm->pool, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT, VK_MEM_DEVICE, err);
     if (!st)
@@ -1012,6 +1089,10 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
                 n_desc += (uint32_t)vk_kernel_bindings(VK_K_WKV7_LORA);
                 n_sets++;
             }
+            if (vm->ok[o].sparse) {
+                n_desc += (uint32_t)vk_kernel_bindings(VK_K_GEMV_SPARSE);
+                n_sets++;
+            }
         }
     n_sets += n_disp + 1; /* and the softmax's */
     n_desc += (uint32_t)vk_kernel_bindings(VK_K_SOFTMAX);
@@ -1033,6 +1114,11 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
             rwkv_status st = alloc_set(d, vs, k, info, op_bindings(m, vs, o, part, info), &dp->set, err);
             if (!st && vm->ok[o].lora)
                 st = alloc_set(d, vs, VK_K_WKV7_LORA, info, lora_bindings(m, vs, o, info), &dp->set_lora, err);
+            if (!st && vm->ok[o].sparse) { /* the op's bindings with W^T for W */
+                int n = op_bindings(m, vs, o, part, info);
+                info[2] = vk_span_info(&vm->pool, vm->ok[o].wt);
+                st = alloc_set(d, vs, VK_K_GEMV_SPARSE, info, n, &dp->set_sparse, err);
+            }
             if (st)
                 return st;
             dp->op = o;

@@ -579,6 +579,7 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     d->profile = prof && *prof ? atoi(prof) : 0;
     d->table_copy = env_flag("RWKV_VK_TABLE_COPY");
     d->serial = env_flag("RWKV_VK_SERIAL");
+    d->sparse_ffn = env_flag("RWKV_VK_SPARSE_FFN");
     const char *one = getenv("RWKV_VK_ONE_TOKEN");
     d->wkv7_one = one && strcmp(one, "0") == 0 ? 0 : one && strcmp(one, "nolora") == 0 ? 1 : 2;
     const char *spin = getenv("RWKV_VK_SPIN_US");

@@ -239,6 +239,7 @@ static void group_counts(const struct vk_dev *d, const struct vk_op_kernel *ok, 
         g[1] = pc->n_seg;
         break;
     case VK_K_WKV7_ROWS: g[0] = pc->n_seg * pc->heads * ok->rows_p; break; /* P per (segment, head) */
+    case VK_K_GEMV_SPARSE: g[0] = ceil_div(pc->nrows, VK_SPARSE_OPW); break;
     case VK_K_WKV7_NORM: g[0] = ceil_div(pc->rows, 4) * pc->heads; break; /* per (4 tokens, head) */
     default: g[0] = pc->n_seg * pc->heads; break; /* WKV5, WKV7: a workgroup per (segment, head) */
     }
@@ -350,7 +351,11 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     VkPipeline pipe = ok->pipeline;
     VkDescriptorSet set = dp->set;
     uint64_t extra = 0;
-    if (kernel == VK_K_MATMUL) {
+    if (kernel == VK_K_MATMUL && ok->sparse && r->chunk->n_tokens == 1) { /* one token: skip zero inputs */
+        kernel = VK_K_GEMV_SPARSE;
+        pipe = ok->sparse;
+        set = dp->set_sparse;
+    } else if (kernel == VK_K_MATMUL) {
         variant = mm_variant(r->d, ok, rows, pc.nrows);
         kernel = mm_kernel(variant);
         pipe = ok->mm[variant];

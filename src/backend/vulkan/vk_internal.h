@@ -99,6 +99,8 @@ struct vk_dev {
     int table_copy;         /* env RWKV_VK_TABLE_COPY=1: chunk tables go up by a copy (tests) */
     int spin_us;            /* env RWKV_VK_SPIN_US: how long waits poll before they block */
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
+    int sparse_ffn;         /* env RWKV_VK_SPARSE_FFN=1: one-token FFN value MATMULs skip the zero inputs of
+                             * ReLU^2 (a transposed copy of those matrices: +1/6 of a v7 model's memory) */
     int pipe_stats;         /* env RWKV_VK_PIPELINE_STATS=1 and the driver has them: pipelines keep statistics */
     int wkv7_one;           /* one-token kernels (WKV7, normmix): 2 with the LoRA fusion, 1 without
                              * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
@@ -228,6 +230,7 @@ enum vk_kernel_id {
     VK_K_WKV7_NORM, /* ...then GroupNorm, bonus and gate per (4 tokens, head) (MODE 2) */
     VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
     VK_K_SOFTMAX, /* probabilities of the logits rows that asked for them (softmax.comp) */
+    VK_K_GEMV_SPARSE, /* MATMUL of one token over W^T, skipping zero inputs (gemv_sparse.comp; a variant) */
     VK_K_COUNT
 };
 
@@ -291,6 +294,7 @@ _Static_assert(sizeof(struct vk_push) <= 128, "push constants beyond the guarant
 #define VK_LORA_MAX_SEG 8 /* WKV7_LORA up to this many one-token segments (each reads the LoRA matrices
                            * of its heads: beyond, the projections' own dispatches read them once) */
 #define VK_GEMV_MAX_T 15 /* GEMV up to this many tokens (4 per pass), GEMM from the next */
+#define VK_SPARSE_OPW 32 /* gemv_sparse.comp: outputs per workgroup of 256 */
 #define VK_WKV7_ROWS_P 4 /* WKV7 split over rows: invocations per row (RWKV_VK_WKV7_ROWS unset)... */
 #define VK_WKV7_ROWS_GROUPS 132 /* ...where segments average over VK_GEMV_MAX_T tokens and the split's
                                  * workgroups are at most one per H100 SM (H200, 512 tokens: 32 heads 352 ->
@@ -361,6 +365,8 @@ struct vk_op_kernel {
     VkPipeline one;      /* WKV7, NORMMIX: the variant for one token per segment (VK_NULL_HANDLE: none) */
     uint32_t one_split;  /* NORMMIX: workgroups per row of that variant */
     VkPipeline lora;     /* WKV7: the one-token variant absorbing lora_ops (VK_NULL_HANDLE: none) */
+    VkPipeline sparse;   /* MATMUL after a ReLU^2 MATMUL, with RWKV_VK_SPARSE_FFN=1: one token over W^T... */
+    struct vk_span wt;   /* ...skipping zero inputs (gemv_sparse.comp); W^T [K][N] F16 in the model's pool */
     VkPipeline rows, norm; /* WKV7: the split over rows and its GroupNorm pass (VK_NULL_HANDLE: none) */
     uint32_t rows_p;     /* WKV7 with `rows`: invocations per state row = workgroups per (segment, head) */
     int lora_ops[4];     /* WKV7 with `lora`: its w2, a2, g2, v2 MATMULs (v2 -1 where the layer has none) */
@@ -392,6 +398,7 @@ struct vk_dispatch {
     int part;
     VkDescriptorSet set;
     VkDescriptorSet set_lora; /* WKV7 with a `lora` variant: that kernel's bindings */
+    VkDescriptorSet set_sparse; /* MATMUL with a `sparse` variant: W^T in place of W */
 };
 
 /* A recorded chunk: replayed while chunks keep its shape (tokens, segments, logits rows), since

@@ -37,6 +37,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_WKV7_NORM] = {6, 5, 1, 1},
     [VK_K_COPY] = {1, 0, 0, 0},
     [VK_K_SOFTMAX] = {0, 0, 0, 1},
+    [VK_K_GEMV_SPARSE] = {1, 2, 0, 0, 4},
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
@@ -46,7 +47,7 @@ static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_KSUM] = "ksum",       [VK_K_WKV4] = "wkv4",       [VK_K_WKV5] = "wkv5",
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
     [VK_K_WKV7_ROWS] = "wkv7-rows", [VK_K_WKV7_NORM] = "wkv7-norm",
-    [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",
+    [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",     [VK_K_GEMV_SPARSE] = "gemv-sparse",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -100,6 +101,7 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_WKV7_NORM] = {{RWKV_SPV_wkv7_rows, NONE_}, {RWKV_SPV_wkv7_rows, NONE_}},
     [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
     [VK_K_SOFTMAX] = {{RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}, {RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}},
+    [VK_K_GEMV_SPARSE] = {{RWKV_SPV_gemv_sparse, RWKV_SPV_gemv_sparse}, {NONE_, NONE_}},
 };
 
 static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
