@@ -5,16 +5,19 @@
  * virtual > cpu, then the most device-local memory. With backend AUTO and no explicit choice, CPU-type
  * Vulkan devices (lavapipe, SwiftShader) are skipped: the CPU backend is faster than them.
  *
- * Environment knobs: RWKV_VK_NO_SUBGROUP=1 makes reductions use shared memory only (the path for
- * devices without subgroup arithmetic); RWKV_VK_SPLIT_BYTES=N splits weights and per-output tiles at N
- * bytes instead of maxStorageBufferRange (tests use it to exercise splitting on small models);
- * RWKV_VK_COOPMAT=0|1|fp16|fallback picks how prefill matmuls use tensor cores (enum vk_coopmat; default 1
- * where VK_NV_cooperative_matrix offers 16x16x16 F16 products with F32 sums); RWKV_VK_PROFILE=1|2
- * times every dispatch (or whole runs) and prints a summary when a state is freed; RWKV_VK_CM_TILE=tiny|small|big
- * forces one tensor-core tile and RWKV_VK_CM_TINY/_SMALL/_BIG=TM,TN,WM,WN,TK redefines one (tuning); RWKV_VK_TABLE_COPY=1 copies chunk tables to the device
- * even where the host could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for
- * up to N microseconds before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before every dispatch (to measure
- * what overlapping them gains). */
+ * Environment knobs (read here, once per device): RWKV_VK_NO_SUBGROUP=1 makes reductions use shared
+ * memory only (the path for devices without subgroup arithmetic); RWKV_VK_SPLIT_BYTES=N splits weights
+ * and per-output tiles at N bytes instead of maxStorageBufferRange (tests use it to exercise splitting
+ * on small models); RWKV_VK_COOPMAT=0|1|fp16|fallback picks how prefill matmuls use tensor cores (enum
+ * vk_coopmat; default 1 where VK_NV_cooperative_matrix offers 16x16x16 F16 products with F32 sums);
+ * RWKV_VK_PROFILE=1|2 times every dispatch (or whole runs) and prints a summary when a state is freed;
+ * RWKV_VK_CM_TILE=tiny|small|big forces one tensor-core tile and RWKV_VK_CM_TINY/_SMALL/_BIG=TM,TN,WM,WN,TK
+ * redefines one (tuning); RWKV_VK_TABLE_COPY=1 copies chunk tables to the device even where the host
+ * could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for up to N microseconds
+ * before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before
+ * every dispatch (to measure what overlapping them gains); RWKV_VK_ONE_TOKEN, RWKV_VK_KSPLIT,
+ * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PIPELINE_STATS and the GEMV ones: see vk_internal.h's
+ * struct vk_dev. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <stdio.h>
