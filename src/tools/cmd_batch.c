@@ -255,16 +255,11 @@ int cmd_batch(int argc, char **argv)
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = cli_model_args_parse(&b.ma, "batch", a, v);
-        if (used < 0)
-            goto done;
-        if (used > 0) {
-            i += used - 1;
-            continue;
-        }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            rc = 0;
+        enum cli_first k = cli_first_option(&b.ma, "batch", usage_text, argc, argv, &i);
+        if (k != CLI_OWN) {
+            if (k == CLI_TAKEN)
+                continue;
+            rc = k == CLI_HELP ? 0 : 2;
             goto done;
         }
         long n;

@@ -100,13 +100,12 @@ static int parse_args(struct bench_args *a, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = cli_model_args_parse(&a->ma, "bench", o, v);
-        if (used == 0)
-            used = cli_synth_parse(&a->synth, &a->synth_given, "bench", o, v);
-        if (used == 0 && (!strcmp(o, "--help") || !strcmp(o, "-h"))) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        enum cli_first k = cli_first_option(&a->ma, "bench", usage_text, argc, argv, &i);
+        if (k == CLI_HELP || k == CLI_BAD)
+            return k == CLI_HELP ? 0 : 2;
+        if (k == CLI_TAKEN)
+            continue;
+        int used = cli_synth_parse(&a->synth, &a->synth_given, "bench", o, v);
         if (used == 0 && !strcmp(o, "--json")) {
             a->json = 1;
             continue;

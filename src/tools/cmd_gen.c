@@ -154,13 +154,12 @@ static int parse_args(struct gen *g, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = cli_model_args_parse(&g->ma, "gen", a, v);
-        if (used == 0)
-            used = cli_synth_parse(&g->synth, &g->synth_given, "gen", a, v);
-        if (used == 0 && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
+        enum cli_first k = cli_first_option(&g->ma, "gen", usage_text, argc, argv, &i);
+        if (k == CLI_HELP || k == CLI_BAD)
+            return k == CLI_HELP ? 0 : 2;
+        if (k == CLI_TAKEN)
+            continue;
+        int used = cli_synth_parse(&g->synth, &g->synth_given, "gen", a, v);
         if (used == 0 && !strcmp(a, "--greedy")) {
             g->sampling.temperature = 0.0f;
             continue;

@@ -76,17 +76,15 @@ int cmd_info(int argc, char **argv)
     ma.threads = 1;
     int rc = 2;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = cli_model_args_parse(&ma, cmd, a, v);
-        if (used < 0)
+        const char *a = argv[i];
+        enum cli_first k = cli_first_option(&ma, cmd, usage_text, argc, argv, &i);
+        if (k == CLI_HELP || k == CLI_BAD) {
+            rc = k == CLI_HELP ? 0 : 2;
             goto done;
-        if (used > 0) {
-            i += used - 1;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            rc = 0;
-            goto done;
-        } else if (a[0] != '-' && !ma.model) {
+        }
+        if (k == CLI_TAKEN)
+            continue;
+        if (a[0] != '-' && !ma.model) {
             ma.model = a;
         } else {
             cli_error(cmd, "unknown option '%s' (rwkv info --help)", a);

@@ -37,18 +37,14 @@ int cmd_logits(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = cli_model_args_parse(&ma, cmd, a, v);
-        if (used < 0)
+        enum cli_first k = cli_first_option(&ma, cmd, usage_text, argc, argv, &i);
+        if (k != CLI_OWN) {
+            if (k == CLI_TAKEN)
+                continue;
+            rc = k == CLI_HELP ? 0 : 2;
             goto done;
-        if (used > 0) {
-            i += used - 1;
-            continue;
         }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage_text, stdout);
-            rc = 0;
-            goto done;
-        } else if (!strcmp(a, "--all")) {
+        if (!strcmp(a, "--all")) {
             all = 1;
             continue;
         }

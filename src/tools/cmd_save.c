@@ -14,18 +14,17 @@ int cmd_save(int argc, char **argv)
     struct cli_session ses = {0};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int used = cli_model_args_parse(&ma, cmd, argv[i], v);
-        if (used < 0)
+        enum cli_first k = cli_first_option(&ma, cmd, "usage: rwkv save --model PATH [--lora FILE[:ALPHA]]... --out FILE.st\n",
+                                            argc, argv, &i);
+        if (k == CLI_HELP || k == CLI_BAD) {
+            rc = k == CLI_HELP ? 0 : 2;
             goto done;
-        if (used > 0) {
-            i += used - 1;
-        } else if (!strcmp(argv[i], "--out") && v) {
+        }
+        if (k == CLI_TAKEN)
+            continue;
+        if (!strcmp(argv[i], "--out") && v) {
             out = v;
             i++;
-        } else if (!strcmp(argv[i], "--help")) {
-            puts("usage: rwkv save --model PATH [--lora FILE[:ALPHA]]... --out FILE.st");
-            rc = 0;
-            goto done;
         } else {
             cli_error(cmd, "unknown option or missing value '%s'", argv[i]);
             goto done;

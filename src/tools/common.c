@@ -1,5 +1,6 @@
 #include "tools/common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,24 @@ static int parse_lora(struct cli_model_args *a, const char *cmd, const char *v)
     a->loras = n;
     a->loras[a->n_loras++] = spec;
     return 2;
+}
+
+enum cli_first cli_first_option(struct cli_model_args *a, const char *cmd, const char *usage, int argc, char **argv,
+                                int *i)
+{
+    const char *opt = argv[*i];
+    int used = cli_model_args_parse(a, cmd, opt, *i + 1 < argc ? argv[*i + 1] : NULL);
+    if (used < 0)
+        return CLI_BAD;
+    if (used > 0) {
+        *i += used - 1;
+        return CLI_TAKEN;
+    }
+    if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
+        fputs(usage, stdout);
+        return CLI_HELP;
+    }
+    return CLI_OWN;
 }
 
 int cli_model_args_parse(struct cli_model_args *a, const char *cmd, const char *opt, const char *value)

@@ -23,6 +23,13 @@ void cli_model_args_free(struct cli_model_args *a);
  * used (1 or 2), 0 if the option is not one of these, or -1 after printing an error. */
 int cli_model_args_parse(struct cli_model_args *a, const char *cmd, const char *opt, const char *value);
 
+/* What a subcommand with the model options makes of argv[*i] first: one of those (CLI_TAKEN, *i moved past
+ * its value), --help / -h (CLI_HELP, after printing `usage`), an error already printed (CLI_BAD), or an
+ * option of the subcommand's own (CLI_OWN). */
+enum cli_first { CLI_OWN, CLI_TAKEN, CLI_HELP, CLI_BAD };
+enum cli_first cli_first_option(struct cli_model_args *a, const char *cmd, const char *usage, int argc, char **argv,
+                                int *i);
+
 struct cli_session {
     struct rwkv_device *device;
     struct rwkv_model *model;
