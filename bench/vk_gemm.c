@@ -69,8 +69,7 @@ static rwkv_status run_one(struct vk_dev *d, struct bufs *b, const struct shape 
                            struct rwkv_error *err)
 {
     uint32_t split = mode & 1u, spec[VK_SPEC] = {32 * t->wm * t->wn, t->tm, t->tn, t->wm, t->wn, mode, t->tk};
-    size_t stage = ((1 + split) * t->tm + t->tn) * (size_t)(t->tk + 8) * 2;
-    size_t shared = stage + 16;
+    size_t shared = vk_cm_shared_bytes(t, (int)split);
     char name[64];
     snprintf(name, sizeof name, "%u,%u,%u,%u,%u", t->tm, t->tn, t->wm, t->wn, t->tk);
     if (shared > d->lim.max_shared || spec[0] > d->lim.max_wg) {

@@ -621,10 +621,8 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
             uint32_t split = d->feat.coopmat != VK_COOPMAT_FP16;
             spec[5] = split | (d->feat.coopmat == VK_COOPMAT_FALLBACK) << 1;
             spec[6] = t->tk;
-            /* shared memory (gemm_cm.comp): A (twice when split) and B slices of TK + 8 halfs per row; an
-             * override too large for the device leaves the variant out */
-            size_t stage = ((1 + split) * t->tm + t->tn) * (size_t)(t->tk + 8) * 2;
-            if (stage + 16 > d->lim.max_shared || 32 * t->wm * t->wn > d->lim.max_wg)
+            /* an override too large for the device leaves the variant out */
+            if (vk_cm_shared_bytes(t, (int)split) > d->lim.max_shared || 32 * t->wm * t->wn > d->lim.max_wg)
                 continue;
             break;
         }

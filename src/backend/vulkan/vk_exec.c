@@ -317,9 +317,11 @@ static int wkv7_split(const struct recorder *r, const struct vk_op_kernel *ok, c
            (pc->rows > VK_GEMV_MAX_T * pc->n_seg && pc->n_seg * pc->heads * ok->rows_p <= VK_WKV7_ROWS_GROUPS);
 }
 
-/* After VK_K_WKV7_ROWS: a barrier, then VK_K_WKV7_NORM in place on its raw output (same set, push
- * constants and layout). */
-static void record_wkv7_norm(struct recorder *r, int o, const struct vk_op_kernel *ok, const struct vk_push *pc)
+/* A second pass of op `o` over what its first dispatch wrote (same set, push constants and layout: the
+ * split-K sums, the WKV7 GroupNorm after the row split): a barrier, then `pipe` (kernel `kernel`) over
+ * `groups` workgroups; `scratch_read` when it reads the split-K scratch. */
+static void record_second(struct recorder *r, int o, int kernel, VkPipeline pipe, uint32_t groups, int scratch_read,
+                          const struct vk_push *pc)
 {
     compute_barrier(r->cb);
     r->barriers++;
@@ -327,15 +329,13 @@ static void record_wkv7_norm(struct recorder *r, int o, const struct vk_op_kerne
     group_masks(r->m, o, &rd, &wr);
     r->read = rd;
     r->written = wr;
-    r->scratch_read = 0;
-    uint32_t g[3];
-    group_counts(r->d, ok, VK_K_WKV7_NORM, 0, pc, g);
-    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->norm);
-    r->bound = ok->norm;
-    vkCmdDispatch(r->cb, g[0], g[1], g[2]);
+    r->scratch_read = scratch_read;
+    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    r->bound = pipe;
+    vkCmdDispatch(r->cb, groups < r->d->lim.max_groups[0] ? groups : r->d->lim.max_groups[0], 1, 1);
     r->dispatches++;
     if (r->prof)
-        prof_mark(r, VK_K_WKV7_NORM, o, pc);
+        prof_mark(r, kernel, o, pc);
 }
 
 static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t rows, uint32_t out_base)
@@ -401,24 +401,12 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     r->dispatches++;
     if (r->prof)
         prof_mark(r, kernel, dp->op, &pc);
-    if (parts > 1) { /* the sums of the parts, once they are all written */
-        compute_barrier(r->cb);
-        r->barriers++;
-        uint64_t rd, wr;
-        group_masks(r->m, dp->op, &rd, &wr);
-        r->read = rd;
-        r->written = wr;
-        r->scratch_read = 1;
-        vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->ksum);
-        r->bound = ok->ksum;
-        uint32_t n = pc.rows * pc.nrows, groups = (n + 255) / 256;
-        vkCmdDispatch(r->cb, groups < r->d->lim.max_groups[0] ? groups : r->d->lim.max_groups[0], 1, 1);
-        r->dispatches++;
-        if (r->prof)
-            prof_mark(r, VK_K_KSUM, dp->op, &pc);
+    if (parts > 1) /* the sums of the parts, once they are all written */
+        record_second(r, dp->op, VK_K_KSUM, ok->ksum, ceil_div(pc.rows * pc.nrows, 256), 1, &pc);
+    if (kernel == VK_K_WKV7_ROWS) { /* GroupNorm, bonus and gate in place on the raw output */
+        group_counts(r->d, ok, VK_K_WKV7_NORM, 0, &pc, g);
+        record_second(r, dp->op, VK_K_WKV7_NORM, ok->norm, g[0], 0, &pc);
     }
-    if (kernel == VK_K_WKV7_ROWS)
-        record_wkv7_norm(r, dp->op, ok, &pc);
 }
 
 /* After the per-output dispatches of logits rows [r0, r0 + n): the probabilities of the rows that
@@ -799,6 +787,23 @@ static rwkv_status hook_stop(struct recorder *r, struct rwkv_state *s, int o, ui
     return RWKV_OK;
 }
 
+/* Ops [o0, o1) in program order, their dispatches from vs->prog[*i] on (`rows` rows from logits row
+ * `out_base`), stopping at each HOOK op that a hook matches (its rows of slots `row_slot`). */
+static rwkv_status record_hooked_ops(struct recorder *r, struct rwkv_state *s, int o0, int o1, int *i, uint32_t rows,
+                                     uint32_t out_base, const int32_t *row_slot, struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &s->model->program;
+    struct vk_state *vs = r->vs;
+    rwkv_status st = RWKV_OK;
+    for (int o = o0; o < o1 && !st; o++) {
+        for (; *i < vs->n_disp && vs->prog[*i].op == o; (*i)++)
+            record(r, &vs->prog[*i], rows, out_base);
+        if (p->ops[o].kind == RWKV_OP_HOOK && rwkv_hooks_match(s, &p->ops[o]))
+            st = hook_stop(r, s, o, rows, row_slot, err);
+    }
+    return st;
+}
+
 /* Whether some hook of the state matches a HOOK op that this chunk runs. */
 static int chunk_hooked(const struct rwkv_state *s, const struct vk_state *vs, const struct rwkv_chunk *chunk)
 {
@@ -828,23 +833,13 @@ static rwkv_status run_hooked(struct rwkv_state *s, const struct rwkv_chunk *chu
         vk_barrier_all(r.cb);
     }
     int i = 0;
-    for (int o = 0; o < vs->first_out_op && !st; o++) {
-        for (; i < vs->n_disp && vs->prog[i].op == o; i++)
-            record(&r, &vs->prog[i], (uint32_t)chunk->n_tokens, 0);
-        if (p->ops[o].kind == RWKV_OP_HOOK && rwkv_hooks_match(s, &p->ops[o]))
-            st = hook_stop(&r, s, o, (uint32_t)chunk->n_tokens, chunk->token_slot, err);
-    }
+    st = record_hooked_ops(&r, s, 0, vs->first_out_op, &i, (uint32_t)chunk->n_tokens, 0, chunk->token_slot, err);
     uint32_t R = (uint32_t)chunk->n_out;
     for (uint32_t r0 = 0; r0 < R && !st; r0 += (uint32_t)vs->out_tile) {
         uint32_t n = R - r0 < (uint32_t)vs->out_tile ? R - r0 : (uint32_t)vs->out_tile;
         r.last_op = -1;
-        int j = i;
-        for (int o = vs->first_out_op; o < p->n_ops && !st; o++) {
-            for (; j < vs->n_disp && vs->prog[j].op == o; j++)
-                record(&r, &vs->prog[j], n, r0);
-            if (p->ops[o].kind == RWKV_OP_HOOK && rwkv_hooks_match(s, &p->ops[o]))
-                st = hook_stop(&r, s, o, n, chunk->out_slot + r0, err);
-        }
+        int j = i; /* each tile runs the per-output ops again */
+        st = record_hooked_ops(&r, s, vs->first_out_op, p->n_ops, &j, n, r0, chunk->out_slot + r0, err);
         if (!st)
             record_logits_tile(&r, n, r0);
     }

@@ -58,6 +58,9 @@ struct vk_cm_tile {
     uint32_t tm, tn, wm, wn, tk;
 };
 extern const struct vk_cm_tile vk_cm_tiles[2][3]; /* [F16 activations][VK_MM_CM_TINY, _SMALL, _BIG] */
+/* Shared memory of gemm_cm.comp with tile `t` (F16 activations, or split ones staged twice): a slice of
+ * A and B at TK + 8 halfs per row, or each warp's epilogue staging if more, and its flag. */
+size_t vk_cm_shared_bytes(const struct vk_cm_tile *t, int split);
 /* Parses "TM,TN,WM,WN,TK" (env RWKV_VK_CM_TINY/_SMALL/_BIG, the GEMM bench); 0 when malformed. */
 int vk_cm_tile_parse(const char *s, struct vk_cm_tile *t);
 

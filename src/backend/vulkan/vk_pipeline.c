@@ -64,6 +64,13 @@ const struct vk_cm_tile vk_cm_tiles[2][3] = {
     {{32, 32, 2, 2, 128}, {64, 64, 2, 2, 64}, {128, 128, 2, 4, 64}},
 };
 
+size_t vk_cm_shared_bytes(const struct vk_cm_tile *t, int split)
+{
+    size_t stage = ((size_t)(1 + (split != 0)) * t->tm + t->tn) * (t->tk + 8) * 2;
+    size_t epilogue = (size_t)t->wm * t->wn * 16 * 20 * 4; /* 16 rows of 16 + 4 floats per warp */
+    return (stage > epilogue ? stage : epilogue) + 16;
+}
+
 int vk_cm_tile_parse(const char *s, struct vk_cm_tile *t)
 {
     unsigned v[5];
