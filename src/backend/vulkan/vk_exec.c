@@ -731,7 +731,8 @@ static rwkv_status hook_buffers(const struct rwkv_state *s, struct vk_dev *d, st
             continue;
         const struct rwkv_buffer_desc *b = &p->buffers[op->in[0].buf];
         size_t rows = b->per_output ? (size_t)vs->out_tile : (size_t)chunk->n_tokens;
-        bytes = rows * (size_t)b->width * sizeof(float) > bytes ? rows * (size_t)b->width * sizeof(float) : bytes;
+        size_t need = rows * (size_t)b->width * sizeof(float);
+        bytes = need > bytes ? need : bytes;
     }
     if (bytes <= vs->hook_bytes)
         return RWKV_OK;
