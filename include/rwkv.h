@@ -222,6 +222,8 @@ struct rwkv_run_stats {
     uint64_t runs;          /* rwkv_run calls that ran a chunk */
     double run_seconds;
     double wait_seconds;
+    uint64_t single_dispatch_runs; /* of the runs, those done as one GPU dispatch (Vulkan, v7, one token
+                                    * of one sequence: RWKV_VK_PERSISTENT in the README) */
 };
 rwkv_status rwkv_state_run_stats(const struct rwkv_state *state, struct rwkv_run_stats *out, struct rwkv_error *err);
 

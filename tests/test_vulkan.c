@@ -438,6 +438,119 @@ static struct rwkv_device *open_with_env(const char *name, const char *value)
     return dev;
 }
 
+/* One sequence fed one token per run (chunks of one token of one segment: the one-dispatch v7 step,
+ * token7.comp, on a device that runs it) against the CPU: logits of every step (OUTPUT_ALL) or of
+ * none but the last (OUTPUT_LAST: steps without the head), then the state. `expect` is how many runs
+ * must have gone as one dispatch. */
+static void compare_steps(struct rwkv_device *vk, struct rwkv_model *mc, struct rwkv_model *mv, enum rwkv_output mode,
+                          uint64_t expect, const char *label)
+{
+    const struct rwkv_model_info *info = rwkv_model_get_info(mc);
+    enum { STEPS = 9 };
+    int32_t tok[STEPS];
+    random_tokens(tok, STEPS, info->n_vocab);
+    size_t V = (size_t)info->n_vocab, SF = info->state_floats, R = mode == RWKV_OUTPUT_ALL ? STEPS : 1;
+    float *lg[2] = {calloc(R * V, sizeof(float)), calloc(R * V, sizeof(float))};
+    float *st[2] = {malloc(SF * sizeof(float)), malloc(SF * sizeof(float))};
+    struct rwkv_model *m[2] = {mc, mv};
+    struct rwkv_run_stats stats = {0};
+    for (int k = 0; k < 2 && lg[0] && lg[1] && st[0] && st[1]; k++) {
+        struct rwkv_state_options so = rwkv_state_default_options();
+        so.token_chunk_size = 1;
+        struct rwkv_state *s;
+        struct rwkv_error err;
+        if (rwkv_state_new(m[k], &so, &s, &err)) {
+            CHECK_MSG(0, "%s: %s", label, err.message);
+            break;
+        }
+        struct rwkv_slot_io io = {.tokens = tok, .n_tokens = STEPS, .output = mode, .logits = lg[k], .logits_rows = R};
+        while (io.n_tokens > 0)
+            if (rwkv_run(s, &io, 1, &err)) {
+                CHECK_MSG(0, "%s: rwkv_run: %s", label, err.message);
+                break;
+            }
+        CHECK(rwkv_state_read(s, 0, st[k], SF, &err) == RWKV_OK);
+        if (k == 1)
+            CHECK(rwkv_state_run_stats(s, &stats, &err) == RWKV_OK);
+        rwkv_state_free(s);
+    }
+    if (lg[0] && lg[1] && st[0] && st[1]) {
+        double dl = rel_diff(lg[1], lg[0], R * V), ds = rel_diff(st[1], st[0], SF);
+        CHECK_MSG(dl <= 1e-4 && ds <= 1e-4, "%s: logits diff %g, state diff %g (relative)", label, dl, ds);
+        CHECK_MSG(stats.single_dispatch_runs == expect, "%s: %llu of %llu runs as one dispatch, expected %llu", label,
+                  (unsigned long long)stats.single_dispatch_runs, (unsigned long long)stats.runs,
+                  (unsigned long long)expect);
+        fprintf(stderr, "  %-40s logits %.2g, state %.2g, %llu of %llu runs in one dispatch\n", label, dl, ds,
+                (unsigned long long)stats.single_dispatch_runs, (unsigned long long)stats.runs);
+    }
+    (void)vk;
+    for (int k = 0; k < 2; k++) {
+        free(lg[k]);
+        free(st[k]);
+    }
+}
+
+/* The one-dispatch v7 generation step (token7.comp). With RWKV_VK_PERSISTENT=1 one workgroup runs it
+ * (its grid barriers pass at once), so lavapipe checks the math: synthetic and trained models, steps
+ * with and without logits, the reference cases (those run a token at a time go through it). The GPU's
+ * own count of workgroups runs it in the default device's cases. With 1024 workgroups, more than can
+ * run at once on lavapipe or an H100/H200, a barrier must give up: the run fails with
+ * RWKV_ERR_DEVICE, and the device then runs v7 steps by ops. */
+static void test_token_step(void)
+{
+    struct rwkv_device *dev = open_with_env("RWKV_VK_PERSISTENT", "1");
+    if (!dev)
+        return;
+    struct rwkv_model *mc = synth_model(g_cpu, ALIGNED_DIMS, 99), *mv = synth_model(dev, ALIGNED_DIMS, 99);
+    if (mc && mv) {
+        compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, "one dispatch, v7 C=128, logits each step");
+        compare_steps(dev, mc, mv, RWKV_OUTPUT_LAST, 9, "one dispatch, v7 C=128, last logits");
+    }
+    rwkv_model_free(mc);
+    rwkv_model_free(mv);
+    mc = load(g_cpu, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+    mv = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+    if (mc && mv)
+        compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, "one dispatch, tiny v7");
+    rwkv_model_free(mv);
+    /* a v6 model is not for it: every run goes by ops */
+    struct rwkv_model *c6 = synth_model(g_cpu, &synth_dims[3], 5), *v6 = synth_model(dev, &synth_dims[3], 5);
+    if (c6 && v6)
+        compare_steps(dev, c6, v6, RWKV_OUTPUT_ALL, 0, "one dispatch device, v6 by ops");
+    rwkv_model_free(c6);
+    rwkv_model_free(v6);
+    tc_run_all_cases(dev, 1e-4, "vulkan one-dispatch step");
+    rwkv_device_free(dev);
+
+    if (!mc || !(dev = open_with_env("RWKV_VK_PERSISTENT", "1024"))) {
+        rwkv_model_free(mc);
+        return;
+    }
+    mv = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+    struct rwkv_state *s = NULL;
+    struct rwkv_state_options so = rwkv_state_default_options();
+    so.token_chunk_size = 1;
+    struct rwkv_error err;
+    if (mv && rwkv_state_new(mv, &so, &s, &err) == RWKV_OK) {
+        int32_t tok = 65;
+        float *logits = malloc(256 * sizeof(float));
+        struct rwkv_slot_io io = {.tokens = &tok, .n_tokens = 1, .output = RWKV_OUTPUT_LAST, .logits = logits,
+                                  .logits_rows = 1};
+        rwkv_status st = logits ? rwkv_run(s, &io, 1, &err) : RWKV_ERR_NOMEM;
+        CHECK_MSG(st == RWKV_ERR_DEVICE && strstr(err.message, "grid barrier"),
+                  "1024 workgroups: expected the grid barrier to give up, got status %d", (int)st);
+        fprintf(stderr, "  one dispatch, 1024 workgroups: %s\n", st ? err.message : "ran");
+        free(logits);
+        rwkv_state_free(s);
+        compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 0, "after a barrier gave up: by ops");
+    } else {
+        CHECK_MSG(0, "1024 workgroups: %s", mv ? err.message : "model not loaded");
+    }
+    rwkv_model_free(mc);
+    rwkv_model_free(mv);
+    rwkv_device_free(dev);
+}
+
 /* The tensor-core kernel's other modes, where the device has it (RWKV_VK_COOPMAT; the default mode
  * ran above): each tile forced, split-K forced and off, the fp32 overflow path, and F16 activations
  * (looser: ~1e-3 per product), and the fp32 tiles it replaces. */
@@ -757,6 +870,7 @@ int main(void)
     }
     test_coopmat_modes();
     test_wkv7_rows();
+    test_token_step();
     /* one-token chunks: the one-token kernels without the LoRA fusion, and the general kernels */
     static const char *const one_modes[2][2] = {{"nolora", "one-token kernels without LoRA: "},
                                                 {"0", "general kernels for one token: "}};

@@ -45,6 +45,8 @@ set(RWKV_SHADER_VARIANTS
   "wkv7_one|wkv7_one.comp|USE_SUBGROUP"
   "wkv7_lora_f16|wkv7_one.comp|USE_SUBGROUP,LORA,W_F16"
   "wkv7_lora_f32|wkv7_one.comp|USE_SUBGROUP,LORA"
+  "token7|token7.comp|USE_SUBGROUP"
+  "token7_big|token7.comp|USE_SUBGROUP,MB=60"
 )
 
 file(GLOB RWKV_SHADER_INCLUDES CONFIGURE_DEPENDS ${RWKV_SHADER_DIR}/*.glsl)

@@ -764,6 +764,7 @@ static void vk_model_free(struct rwkv_model *m)
     if (!vm)
         return;
     struct vk_dev *d = dev_of(m);
+    vk_token_model_free(d, vm);
     vk_pool_free(d, &vm->pool);
     if (vm->w)
         for (int i = 0; i < m->n_weights; i++)
@@ -805,6 +806,8 @@ static rwkv_status vk_model_init(struct rwkv_model *m, struct rwkv_error *err)
         st = upload(d, m, vm, err);
     if (!st)
         st = op_kernels(d, m, vm, err);
+    if (!st)
+        st = vk_token_model_init(m, vm, err);
 done:
     free(role);
     if (st)
@@ -937,6 +940,8 @@ static rwkv_status plan_buffers(struct rwkv_state *s, struct vk_dev *d, struct v
     vk_pool_init(&vs->table, vs->chunk_words * 4 + 16, d->lim.align);
     rwkv_status st = vk_pool_reserve(direct ? &vs->table : &vs->act, vs->chunk_words * 4, &vs->chunk, "chunk table",
                                      err);
+    if (!st)
+        st = vk_token_reserve(s, vs, err);
     if (!st && direct)
         st = vk_pool_commit(d, &vs->table, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, VK_MEM_MAPPED_DEVICE, err);
     /* split-K partial sums: the parts of the widest token-side matrix whose tiles may be few, within
@@ -1140,6 +1145,7 @@ static void vk_state_free(struct rwkv_state *s)
     struct vk_dev *d = dev_of(s->model);
     vk_exec_free(s);
     vk_cmd_free(d, &vs->cmd);
+    vk_token_state_free(d, vs);
     if (vs->desc_pool)
         vkDestroyDescriptorPool(d->device, vs->desc_pool, NULL);
     vk_pool_free(d, &vs->act);
@@ -1210,6 +1216,8 @@ static rwkv_status vk_state_init(struct rwkv_state *s, struct rwkv_error *err)
         st = build_sets(s, d, vs, err);
     if (!st)
         st = vk_cmd_init(d, &vs->cmd, err);
+    if (!st)
+        st = vk_token_state_init(s, err);
     if (!st)
         st = vk_exec_init(s, err);
     if (!st) {

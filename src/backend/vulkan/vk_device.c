@@ -16,8 +16,8 @@
  * could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for up to N microseconds
  * before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before
  * every dispatch (to measure what overlapping them gains); RWKV_VK_ONE_TOKEN, RWKV_VK_KSPLIT,
- * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PIPELINE_STATS and the GEMV ones: see vk_internal.h's
- * struct vk_dev. */
+ * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PERSISTENT, RWKV_VK_PIPELINE_STATS and the GEMV ones:
+ * see vk_internal.h's struct vk_dev. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <stdio.h>
@@ -186,6 +186,14 @@ static void probe(VkInstance inst, VkPhysicalDevice p, struct vk_phys_info *out)
     f->coopmat_nv = has_ext(e, n_ext, "VK_NV_cooperative_matrix");
     f->coopmat_khr = has_ext(e, n_ext, "VK_KHR_cooperative_matrix");
     f->coopmat_f16 = f->coopmat_nv && f->fp16 && coopmat_f16_ok(inst, p, f->subgroup_size);
+    f->dyn_index = f2.features.shaderStorageBufferArrayDynamicIndexing;
+    if (has_ext(e, n_ext, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+        VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+        VkPhysicalDeviceProperties2 smp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sm};
+        vkGetPhysicalDeviceProperties2(p, &smp);
+        f->sm_count = sm.shaderSMCount;
+    }
     free(e);
 }
 
@@ -475,8 +483,11 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
                                             .pNext = &cf, .shaderFloat16 = VK_TRUE};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
     if (!cm) /* the statistics alone */
-        f2.pNext = &pe;
-    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = cm || d->pipe_stats ? &f2 : NULL,
+        f2.pNext = d->pipe_stats ? &pe : NULL;
+    /* token7.comp indexes arrays of buffers (the model's and the state's blocks) */
+    f2.features.shaderStorageBufferArrayDynamicIndexing = d->token_groups > 0;
+    VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                             .pNext = cm || d->pipe_stats || d->token_groups > 0 ? &f2 : NULL,
                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &q, .enabledExtensionCount = n_names,
                              .ppEnabledExtensionNames = names};
     VkResult r = vkCreateDevice(d->phys, &ci, NULL, &d->device);
@@ -549,6 +560,13 @@ static void describe(struct rwkv_device *dev, const struct vk_dev *d)
             f->coopmat_f16 ? " (F16 16x16x16, F32 sums)" : "", cm_use[f->coopmat],
             f->ts_bits ? "yes" : "no", (unsigned long long)(d->lim.max_range >> 20),
             (unsigned long long)(d->lim.split_bytes >> 20));
+    if (d->token_groups > 0)
+        fprintf(stderr, "rwkv: vulkan: one-dispatch v7 generation steps on %d workgroups (multiprocessors: %u)\n",
+                d->token_groups, f->sm_count);
+    else
+        fprintf(stderr, "rwkv: vulkan: no one-dispatch generation steps (multiprocessors: %u%s%s)\n", f->sm_count,
+                f->dyn_index ? "" : ", no dynamic indexing of buffer arrays",
+                f->subgroup_shuffle ? "" : ", no subgroup shuffles");
 }
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
@@ -605,6 +623,12 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
         d->ksplit = VK_KSPLIT_MAX;
     const char *wr = getenv("RWKV_VK_WKV7_ROWS");
     d->wkv7_rows = wr && *wr ? atoi(wr) : -1;
+    const char *tk = getenv("RWKV_VK_PERSISTENT");
+    d->token_groups = tk && *tk ? atoi(tk) : (int)d->feat.sm_count;
+    if (d->token_groups < 0 || d->token_groups > VK_TOKEN_MAX_GROUPS)
+        d->token_groups = 0;
+    if (!d->feat.dyn_index || !d->feat.subgroup_shuffle || !d->feat.use_subgroup)
+        d->token_groups = 0;
     const char *gw = getenv("RWKV_VK_GEMV_WGS");
     d->gemv_wgs = gw && *gw ? atoi(gw) : 0;
     d->queue_family = in[pick].queue_family;

@@ -487,11 +487,21 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     }
     if (vs->prof)
         vk_timer_mark(c->cb, &vs->prof->timer);
-    int i = 0;
-    for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
-        record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
-    if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
-        record_outputs(&r, i);
+    if (vk_token_applies(s, chunk)) { /* the whole step in one dispatch, its logits row in the buffer */
+        vk_token_record(s, chunk, c->cb);
+        r.dispatches++;
+        int t = r.prof ? vk_timer_mark(c->cb, &r.prof->timer) : -1;
+        if (t >= 0)
+            snprintf(r.prof->names[t], sizeof r.prof->names[t], "%-12s whole step", vk_kernel_name(VK_K_TOKEN7));
+        if (chunk->n_out > 0)
+            record_logits_tile(&r, 1, 0);
+    } else {
+        int i = 0;
+        for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
+            record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
+        if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
+            record_outputs(&r, i);
+    }
     if (vs->prof && d->profile != 1) {
         vk_barrier_all(c->cb);
         vk_timer_mark(c->cb, &vs->prof->timer);
@@ -505,11 +515,12 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
 }
 
 /* A recording of this chunk's shape, or NULL. */
-static struct vk_rec *find_rec(struct vk_state *vs, const struct rwkv_chunk *c)
+static struct vk_rec *find_rec(const struct rwkv_state *s, struct vk_state *vs, const struct rwkv_chunk *c)
 {
     for (int i = 0; i < VK_RECS; i++) {
         struct vk_rec *r = &vs->recs[i];
-        if (r->valid && r->T == c->n_tokens && r->S == c->n_seg && r->R == c->n_out && r->soft == c->any_softmax)
+        if (r->valid && r->T == c->n_tokens && r->S == c->n_seg && r->R == c->n_out && r->soft == c->any_softmax &&
+            r->token == vk_token_applies(s, c))
             return r;
     }
     return NULL;
@@ -875,7 +886,7 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     void *table = vs->table.n_blocks ? vk_span_host(&vs->table, vs->chunk) : vk_span_host(&vs->up, (struct vk_span){0, 0, 0});
     size_t words = write_chunk_table(table, chunk);
     int hooked = chunk_hooked(s, vs, chunk);
-    struct vk_rec *rec = d->profile == 1 || hooked ? NULL : find_rec(vs, chunk);
+    struct vk_rec *rec = d->profile == 1 || hooked ? NULL : find_rec(s, vs, chunk);
     rwkv_status st = RWKV_OK;
     double wait = 0;
     if (hooked) {
@@ -891,6 +902,7 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
         }
         if ((st = record_chunk(s, chunk, words, &rec->cmd, err)))
             return st;
+        rec->token = vk_token_applies(s, chunk);
         rec->T = chunk->n_tokens;
         rec->S = chunk->n_seg;
         rec->R = chunk->n_out;
@@ -899,11 +911,17 @@ rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *
     }
     if (!hooked) {
         rec->last_use = ++vs->uses;
+        if (rec->token)
+            vk_token_arm(s);
         if (!(st = vk_cmd_start(d, &rec->cmd, err))) {
             double w0 = rwkv_time_seconds();
             st = vk_cmd_wait(d, &rec->cmd, err);
             wait = rwkv_time_seconds() - w0;
             s->stats.wait_seconds += wait;
+        }
+        if (!st && rec->token) {
+            st = vk_token_check(s, err);
+            s->stats.single_dispatch_runs += !st;
         }
         if (st) {
             rec->valid = 0;

@@ -30,6 +30,8 @@ struct vk_features {
     int coopmat_f16;     /* VK_NV_cooperative_matrix with 16x16x16 F16 x F16 + F32 on subgroups of 32 */
     int coopmat;         /* prefill matmuls use it: enum vk_coopmat (env RWKV_VK_COOPMAT) */
     uint32_t ts_bits;    /* timestampValidBits of the queue (0: no timestamps) */
+    int dyn_index;       /* shaderStorageBufferArrayDynamicIndexing (token7.comp's arrays of buffers) */
+    uint32_t sm_count;   /* multiprocessors (VK_NV_shader_sm_builtins), 0 where the device does not say */
 };
 
 /* How prefill matmuls use tensor cores (RWKV_VK_COOPMAT=0|1|fp16): OFF keeps the fp32 tiled kernel;
@@ -109,6 +111,12 @@ struct vk_dev {
                              * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
     int wkv7_rows;          /* env RWKV_VK_WKV7_ROWS: 0 never split WKV7 over rows, P > 0 always with P
                              * invocations per row (tests), -1 (default) by segment length and head count */
+    int token_groups;       /* workgroups of the one-dispatch v7 generation step (token7.comp, vk_token.c):
+                             * env RWKV_VK_PERSISTENT=N (0: off); by default the multiprocessor count where
+                             * the device tells it (NVIDIA), else off */
+    VkDescriptorSetLayout token_set_layout; /* token7.comp's bindings (arrays of buffers) */
+    int token_blocks;       /* the model blocks token7.comp's array holds (VK_TOKEN_MODEL_BLOCKS[_BIG]) */
+    VkPipelineLayout token_layout;
 };
 
 rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err);
@@ -234,6 +242,7 @@ enum vk_kernel_id {
     VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
     VK_K_SOFTMAX, /* probabilities of the logits rows that asked for them (softmax.comp) */
     VK_K_GEMV_SPARSE, /* MATMUL of one token over W^T, skipping zero inputs (gemv_sparse.comp; a variant) */
+    VK_K_TOKEN7,  /* a whole v7 generation step of one sequence in one dispatch (token7.comp, vk_token.c) */
     VK_K_COUNT
 };
 
@@ -383,10 +392,22 @@ struct vk_op_kernel {
     struct vk_span params;
 };
 
+/* token7.comp (vk_token.c): the table's words, those of the state left 0 until a state fills them */
+#define VK_TOKEN_MODEL_BLOCKS 24 /* binding 0's array: the model pool's blocks (more: not used)... */
+#define VK_TOKEN_MODEL_BLOCKS_BIG 60 /* ...or this many where the device allows 64+ buffers per stage */
+#define VK_TOKEN_ACT_BLOCKS 4    /* binding 1's array: the state pool's blocks */
+#define VK_TOKEN_MAX_GROUPS 1024
+struct vk_token_model {
+    VkPipeline pipeline;     /* VK_NULL_HANDLE: the model does not qualify */
+    uint32_t *words;         /* the table, with the model's references filled in */
+    size_t n_words;
+};
+
 struct vk_model {
     struct vk_pool pool;
     struct vk_tensor *w;     /* [n_weights] */
     struct vk_op_kernel *ok; /* [n_ops] */
+    struct vk_token_model token;
 };
 
 /* A range of the per-slot state as the program's ops use it, stored for all slots together:
@@ -408,6 +429,7 @@ struct vk_dispatch {
  * everything else a chunk changes lives in buffers. */
 struct vk_rec {
     struct vk_cmd cmd;
+    int token;          /* recorded as one token7.comp dispatch */
     int T, S, R;
     int soft;           /* some row asked for probabilities */
     int valid;
@@ -473,6 +495,10 @@ struct vk_state {
     struct vk_pool hook_stage; /* host-visible: a hooked tensor's rows (made on first need) */
     float *hook_copy;          /* the rows as read, to see whether a hook changed them */
     size_t hook_bytes;         /* the capacity of both */
+    /* token7.comp (vk_token.c): its table and scratch vectors in `act`, its barrier's words in `table` */
+    struct vk_span token_tab, token_scratch, token_sync;
+    VkDescriptorPool token_pool;
+    VkDescriptorSet token_set; /* VK_NULL_HANDLE: this state runs no step in one dispatch */
 };
 
 /* The pool holding the chunk table: `table` where the host writes it into device memory directly. */
@@ -480,6 +506,23 @@ static inline const struct vk_pool *vk_table_pool(const struct vk_state *vs)
 {
     return vs->table.n_blocks ? &vs->table : &vs->act;
 }
+
+/* vk_token.c: a whole v7 generation step of one sequence in one dispatch (token7.comp) */
+/* At model upload: whether the model qualifies, its pipeline and table (no error: it then runs by ops). */
+rwkv_status vk_token_model_init(const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err);
+void vk_token_model_free(struct vk_dev *d, struct vk_model *vm);
+/* In plan_buffers, before the pools are committed: the state's spans. */
+rwkv_status vk_token_reserve(const struct rwkv_state *s, struct vk_state *vs, struct rwkv_error *err);
+/* After the pools are committed: the table uploaded and the descriptor set. */
+rwkv_status vk_token_state_init(struct rwkv_state *s, struct rwkv_error *err);
+void vk_token_state_free(struct vk_dev *d, struct vk_state *vs);
+/* Whether `c` runs as one token7.comp dispatch. */
+int vk_token_applies(const struct rwkv_state *s, const struct rwkv_chunk *c);
+/* Records it (the logits row then goes through record_logits_tile's path: vk_exec.c). */
+void vk_token_record(const struct rwkv_state *s, const struct rwkv_chunk *c, VkCommandBuffer cb);
+/* Before a submission: the barrier's words zeroed. After: whether a barrier gave up (an error). */
+void vk_token_arm(struct rwkv_state *s);
+rwkv_status vk_token_check(struct rwkv_state *s, struct rwkv_error *err);
 
 /* vk_exec.c */
 rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows,

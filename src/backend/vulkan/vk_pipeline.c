@@ -38,6 +38,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_COPY] = {1, 0, 0, 0},
     [VK_K_SOFTMAX] = {0, 0, 0, 1},
     [VK_K_GEMV_SPARSE] = {1, 2, 0, 0, 4},
+    [VK_K_TOKEN7] = {0, 0, 0, 0}, /* its own layout (token_layout_init) */
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
@@ -48,6 +49,7 @@ static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
     [VK_K_WKV7_ROWS] = "wkv7-rows", [VK_K_WKV7_NORM] = "wkv7-norm",
     [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",     [VK_K_GEMV_SPARSE] = "gemv-sparse",
+    [VK_K_TOKEN7] = "token7",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -109,10 +111,14 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
     [VK_K_SOFTMAX] = {{RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}, {RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}},
     [VK_K_GEMV_SPARSE] = {{RWKV_SPV_gemv_sparse, RWKV_SPV_gemv_sparse}, {NONE_, NONE_}},
+    [VK_K_TOKEN7] = {{RWKV_SPV_token7, NONE_}, {NONE_, NONE_}},
 };
 
 static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
 {
+    if (kernel == VK_K_TOKEN7)
+        return !d->token_layout || d->token_groups <= 0 || dtype != RWKV_DTYPE_F16 ? NONE_
+               : d->token_blocks == VK_TOKEN_MODEL_BLOCKS_BIG ? RWKV_SPV_token7_big : RWKV_SPV_token7;
     if ((kernel == VK_K_GEMM_CM && d->feat.coopmat == VK_COOPMAT_OFF) ||
         ((kernel == VK_K_WKV7_ONE || kernel == VK_K_WKV7_LORA || kernel == VK_K_WKV7_ROWS ||
           kernel == VK_K_WKV7_NORM) && !d->feat.subgroup_shuffle) ||
@@ -128,17 +134,48 @@ int vk_kernel_available(const struct vk_dev *d, int kernel, enum rwkv_dtype dtyp
 
 VkDescriptorSetLayout vk_set_layout(struct vk_dev *d, int kernel)
 {
-    return d->set_layouts[vk_kernel_bindings(kernel)];
+    return kernel == VK_K_TOKEN7 ? d->token_set_layout : d->set_layouts[vk_kernel_bindings(kernel)];
 }
 
 VkPipelineLayout vk_pipeline_layout(struct vk_dev *d, int kernel)
 {
-    return d->layouts[vk_kernel_bindings(kernel)];
+    return kernel == VK_K_TOKEN7 ? d->token_layout : d->layouts[vk_kernel_bindings(kernel)];
+}
+
+/* token7.comp: the model's blocks, the state's blocks (arrays), its table, the chunk table, its
+ * barrier's words. */
+static rwkv_status token_layout_init(struct vk_dev *d, struct rwkv_error *err)
+{
+    d->token_blocks = d->lim.max_bindings >= VK_TOKEN_MODEL_BLOCKS_BIG + VK_TOKEN_ACT_BLOCKS + 3
+                          ? VK_TOKEN_MODEL_BLOCKS_BIG : VK_TOKEN_MODEL_BLOCKS;
+    uint32_t count[5] = {(uint32_t)d->token_blocks, VK_TOKEN_ACT_BLOCKS, 1, 1, 1};
+    if (d->token_groups <= 0 || d->lim.max_bindings < VK_TOKEN_MODEL_BLOCKS + VK_TOKEN_ACT_BLOCKS + 3) {
+        d->token_groups = 0;
+        return RWKV_OK;
+    }
+    VkDescriptorSetLayoutBinding b[5];
+    for (uint32_t i = 0; i < 5; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, count[i],
+                                              VK_SHADER_STAGE_COMPUTE_BIT, NULL};
+    VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                          .bindingCount = 5, .pBindings = b};
+    VkResult r = vkCreateDescriptorSetLayout(d->device, &li, NULL, &d->token_set_layout);
+    if (r != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkCreateDescriptorSetLayout");
+    VkPushConstantRange pc = {VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(struct vk_push)};
+    VkPipelineLayoutCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
+                                     .pSetLayouts = &d->token_set_layout, .pushConstantRangeCount = 1,
+                                     .pPushConstantRanges = &pc};
+    if ((r = vkCreatePipelineLayout(d->device, &pi, NULL, &d->token_layout)) != VK_SUCCESS)
+        return vk_fail(d, r, err, "vkCreatePipelineLayout");
+    return RWKV_OK;
 }
 
 static rwkv_status layouts_init(struct vk_dev *d, struct rwkv_error *err)
 {
     for (int k = 0; k < VK_K_COUNT; k++) {
+        if (k == VK_K_TOKEN7)
+            continue;
         uint32_t n = (uint32_t)vk_kernel_bindings(k);
         if (n > d->lim.max_bindings && k == VK_K_WKV7_LORA)
             continue; /* an optional kernel: vk_kernel_available() says no */
@@ -266,6 +303,8 @@ rwkv_status vk_pipelines_init(struct vk_dev *d, struct rwkv_error *err)
 {
     rwkv_status st = layouts_init(d, err);
     if (!st)
+        st = token_layout_init(d, err);
+    if (!st)
         st = cache_init(d, err);
     return st;
 }
@@ -282,6 +321,12 @@ void vk_pipelines_free(struct vk_dev *d)
         vkDestroyPipelineCache(d->device, d->cache, NULL);
         d->cache = VK_NULL_HANDLE;
     }
+    if (d->token_layout)
+        vkDestroyPipelineLayout(d->device, d->token_layout, NULL);
+    if (d->token_set_layout)
+        vkDestroyDescriptorSetLayout(d->device, d->token_set_layout, NULL);
+    d->token_layout = VK_NULL_HANDLE;
+    d->token_set_layout = VK_NULL_HANDLE;
     for (int i = 0; i <= VK_MAX_BINDINGS; i++) {
         if (d->layouts[i])
             vkDestroyPipelineLayout(d->device, d->layouts[i], NULL);

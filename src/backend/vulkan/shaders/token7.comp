@@ -1,0 +1,469 @@
+#version 450
+// One generation step of an RWKV-7 model for one sequence (a chunk of one token) in one dispatch.
+// G workgroups, at most one per multiprocessor, run the whole layer program phase after phase and
+// wait for each other at grid barriers (a counter in memory) where the per-op kernels would end one
+// dispatch and start the next: such a barrier costs about a microsecond, a dependent dispatch 4-6
+// (PERF.md). A layer has five phases:
+//   A  layer norm 1 (each workgroup for itself), the six mixes with the previous token, and the
+//      projections r, k, v and the LoRA down-projections (w1 then tanh, a1, g1 then sigmoid, v1)
+//   W  per head: the LoRA up-projections, WKV7, GroupNorm, bonus and gate (wkv7_one.comp's math);
+//      the attention shift state gets layer norm 1's output
+//   O  x += W_o y
+//   K  layer norm 2, the FFN mix, k = relu(W_key xk)^2
+//   V  x += W_value k (in slices of K that fit shared memory, added in order); the FFN shift state
+// then the head (layer norm out, the logits) when the chunk asks for its row. Workgroups take
+// contiguous ranges of each phase's matrix rows, so that each stages few input vectors in shared
+// memory; a subgroup reduces a row (16-byte F16 loads, two rows at a time).
+//
+// Vulkan does not promise that the workgroups of a dispatch run at once. The host uses this kernel
+// only with at most as many workgroups as the device has multiprocessors (NVIDIA tells their count),
+// and a barrier that waits too long sets an abort word that every workgroup then obeys: the host
+// reports that as an error instead of hanging.
+//
+// Memory: binding 0 is every block of the model's pool (F16 matrices, F32 vectors), binding 1 every
+// block of the state's pool (state, scratch vectors, logits), both addressed through the table at
+// binding 2 (vk_token.c writes it: header, global references, per-layer references; a reference is
+// a block and an offset, in 16-byte units for matrices, floats for the rest). Everything one
+// workgroup writes and another reads is in binding 1, coherent, ordered by the grid barriers.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#define USE_SUBGROUP
+#include "subgroup.glsl"
+
+layout(constant_id = 0) const uint WG = 256; // 4 invocations per state row of a 64-wide head
+layout(constant_id = 1) const uint C = 768;  // channels
+layout(constant_id = 2) const uint DW = 64;  // LoRA hidden sizes (multiples of 8)
+layout(constant_id = 3) const uint DA = 64;
+layout(constant_id = 4) const uint DG = 128;
+layout(constant_id = 5) const uint DV = 32;  // of the layers that have a v LoRA (not layer 0)
+layout(constant_id = 6) const uint F = 3072; // FFN width
+layout(local_size_x_id = 0) in;
+
+#include "common.glsl"
+#include "reduce.glsl"
+WG_SUM_OF(vec2, wg_sum2, red2_sh)
+
+#ifndef MB
+#define MB 24 // model blocks (vk_internal.h: VK_TOKEN_MODEL_BLOCKS; token7_big: VK_TOKEN_MODEL_BLOCKS_BIG)
+#endif
+#define AB 4  // state pool blocks (VK_TOKEN_ACT_BLOCKS)
+layout(std430, binding = 0) readonly buffer MdlQ { uvec4 q[]; } mq[MB];
+layout(std430, binding = 0) readonly buffer MdlU { uint u[]; } mu[MB];
+layout(std430, binding = 0) readonly buffer MdlF { float f[]; } mf[MB];
+layout(std430, binding = 1) coherent buffer ActF { float f[]; } af[AB];
+layout(std430, binding = 1) coherent buffer ActV { vec4 v[]; } av[AB];
+layout(std430, binding = 2) readonly buffer TabBuf { uint tab[]; };
+#define CHUNK_BINDING 3
+#include "chunk.glsl"
+layout(std430, binding = 4) coherent volatile buffer SyncBuf { uint sync_count; uint sync_abort; };
+
+// The table (keep in sync with vk_token.c): header words, then NG global references, then per layer
+// LW words (36 references, the three state ranges' floats per slot, whether the v LoRA is there).
+const uint H_LAYERS = 0u, H_VOCAB = 1u, H_LN_EPS = 2u, H_GN_EPS = 3u, HEADER = 8u;
+const uint T_EMB = 0u, T_LN0W = 1u, T_LN0B = 2u, T_LNOW = 3u, T_LNOB = 4u, T_HEAD = 5u, T_X = 6u, T_XXA = 7u,
+           T_XXF = 8u, T_R = 9u, T_K = 10u, T_V = 11u, T_HID = 12u, T_Y = 13u, T_KF = 14u, T_VF = 15u,
+           T_LOGITS = 16u, NG = 17u;
+const uint L_LN1W = 0u, L_LN1B = 1u, L_MIX = 2u, L_WR = 8u, L_WK = 9u, L_WV = 10u, L_W1 = 11u, L_A1 = 12u,
+           L_G1 = 13u, L_V1 = 14u, L_W2 = 15u, L_A2 = 16u, L_G2 = 17u, L_V2 = 18u, L_W0 = 19u, L_A0 = 20u,
+           L_V0 = 21u, L_KK = 22u, L_KA = 23u, L_RK = 24u, L_LNXW = 25u, L_LNXB = 26u, L_WO = 27u, L_LN2W = 28u,
+           L_LN2B = 29u, L_FXK = 30u, L_FKEY = 31u, L_FVAL = 32u, L_SATT = 33u, L_SWKV = 34u, L_SFFN = 35u,
+           L_REFS = 36u, L_STRIDE = 72u, L_HAS_V = 75u, LW = 76u;
+const uint SPIN_LIMIT = 1u << 24; // polls of a grid barrier before it gives up (seconds on a GPU)
+
+const uint N = 64u;                           // head size
+const uint EPT = (C + WG - 1u) / WG;          // channels per invocation in the layer norms
+const uint CF = C > F ? C : F;
+const uint KC = CF < 8192u ? CF : 8192u;        // input floats staged in shared memory at a time
+shared vec4 xs4[KC / 4u];
+shared uint s_ok;
+
+uint tid, wg, G, sg, lane, NSG, SGS, slot;
+
+uint gref(uint i) { return HEADER + 2u * i; }
+uint lref(uint l, uint i) { return HEADER + 2u * NG + l * LW + 2u * i; }
+float mvec(uint ref, uint i) { return mf[tab[ref]].f[tab[ref + 1u] + i]; }
+float aget(uint ref, uint i) { return af[tab[ref]].f[tab[ref + 1u] + i]; }
+void aset(uint ref, uint i, float v) { af[tab[ref]].f[tab[ref + 1u] + i] = v; }
+// float i of this slot's state range `which` (L_SATT, L_SWKV, L_SFFN) of layer l
+uint state_at(uint l, uint which, uint i)
+{
+    return tab[lref(l, which) + 1u] + slot * tab[lref(l, 0u) + L_STRIDE + (which - L_SATT)] + i;
+}
+
+// All workgroups wait here until each has arrived; false when the wait gave up (the dispatch ends).
+bool grid_sync(inout uint epoch)
+{
+    epoch += 1u;
+    // every invocation's writes made visible device-wide before the workgroup arrives
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) {
+        uint ok = 1u, target = epoch * G, spins = 0u;
+        atomicAdd(sync_count, 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
+        // polled with volatile loads; a driver may end a long loop by a cap on its iterations
+        // (lavapipe: 65535, which also runs the workgroups one after another), hence the check after it
+        for (;;) {
+            if (sync_count >= target)
+                break;
+            spins++;
+            if ((spins & 1023u) == 0u && (spins >= SPIN_LIMIT || sync_abort != 0u))
+                break;
+        }
+        if (sync_count < target) {
+            atomicExchange(sync_abort, 1u);
+            ok = 0u;
+        }
+        memoryBarrierBuffer(); // acquire: the others' writes before their arrival
+        s_ok = ok;
+    }
+    barrier();
+    memoryBarrierBuffer();
+    return s_ok != 0u;
+}
+
+// ---- layer norms: C values spread as channel tid + WG e of each invocation ----
+
+void load_x(out float v[EPT])
+{
+    [[unroll]] for (uint e = 0u; e < EPT; e++) {
+        uint c = tid + WG * e;
+        v[e] = c < C ? aget(gref(T_X), c) : 0.0;
+    }
+}
+
+// as cpu_layernorm_row: two passes (mean, then the squares around it)
+void layer_norm(inout float v[EPT], uint wref, uint bref)
+{
+    float s = 0.0;
+    [[unroll]] for (uint e = 0u; e < EPT; e++)
+        s += v[e];
+    float mean = wg_sum2(vec2(s, 0.0)).x / float(C), q = 0.0;
+    [[unroll]] for (uint e = 0u; e < EPT; e++) {
+        float d = tid + WG * e < C ? v[e] - mean : 0.0;
+        q += d * d;
+    }
+    float inv = 1.0 / sqrt(wg_sum2(vec2(q, 0.0)).x / float(C) + uintBitsToFloat(tab[H_LN_EPS]));
+    [[unroll]] for (uint e = 0u; e < EPT; e++) {
+        uint c = tid + WG * e;
+        if (c < C)
+            v[e] = (v[e] - mean) * inv * mvec(wref, c) + mvec(bref, c);
+    }
+}
+
+void put_xs(uint c, float v) { xs4[c >> 2][c & 3u] = v; }
+
+// ---- matrix rows against the staged input ----
+
+float dot8(uvec4 q, uint u)
+{
+    return dot(vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y)), xs4[2u * u]) +
+           dot(vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w)), xs4[2u * u + 1u]);
+}
+
+void row_out(uint oref, uint off, uint row, uint act, bool acc, float s)
+{
+    uint i = off + row;
+    aset(oref, i, acc ? aget(oref, i) + s : act_apply(act, s));
+}
+
+// Rows [rb, re) of the F16 matrix at reference word mref (rows of K8row 16-byte blocks), columns
+// 8 col8 .. 8 (col8 + K8) against xs4: out[off + row] = act(dot), or += dot with acc. A subgroup takes
+// two rows at a time, each lane four blocks of each per round, all loads in flight before the sums.
+void gemv(uint mref, uint K8row, uint col8, uint K8, uint rb, uint re, uint oref, uint off, uint act, bool acc)
+{
+    uint mb = tab[mref], mo = tab[mref + 1u];
+    for (uint row = rb + sg; row < re; row += 2u * NSG) {
+        uint row2 = row + NSG;
+        bool two = row2 < re;
+        uint b1 = mo + row * K8row + col8, b2 = mo + (two ? row2 : row) * K8row + col8;
+        float s1 = 0.0, s2 = 0.0;
+        for (uint u0 = 0u; u0 < K8; u0 += 4u * SGS) {
+            uvec4 q1[4], q2[4];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                uint u = min(u0 + lane + i * SGS, K8 - 1u);
+                q1[i] = mq[mb].q[b1 + u];
+                q2[i] = mq[mb].q[b2 + u];
+            }
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                uint u = u0 + lane + i * SGS;
+                if (u < K8) {
+                    s1 += dot8(q1[i], u);
+                    s2 += dot8(q2[i], u);
+                }
+            }
+        }
+        s1 = subgroupAdd(s1);
+        s2 = subgroupAdd(s2);
+        if (subgroupElect()) {
+            row_out(oref, off, row, act, acc, s1);
+            if (two)
+                row_out(oref, off, row2, act, acc, s2);
+        }
+    }
+}
+
+// This workgroup's share [r0, r1) of n rows.
+void my_rows(uint n, out uint r0, out uint r1)
+{
+    r0 = n * wg / G; // n * G < 2^32 (vk_token.c)
+    r1 = n * (wg + 1u) / G;
+}
+
+// ---- A: layer norm 1, mixes, r k v and the LoRA down-projections ----
+
+void phase_a(uint l)
+{
+    float xx[EPT], d[EPT];
+    if (l == 0u) { // x = LN0(emb[token]), kept by workgroup 0 for the residual
+        uint eb = tab[gref(T_EMB)], eo = tab[gref(T_EMB) + 1u] * 4u, tok = ck_token(0u);
+        [[unroll]] for (uint e = 0u; e < EPT; e++) {
+            uint c = tid + WG * e, i = tok * C + c;
+            xx[e] = c < C ? unpackHalf2x16(mu[eb].u[eo + (i >> 1)])[i & 1u] : 0.0;
+        }
+        layer_norm(xx, gref(T_LN0W), gref(T_LN0B));
+        if (wg == 0u)
+            [[unroll]] for (uint e = 0u; e < EPT; e++)
+                if (tid + WG * e < C)
+                    aset(gref(T_X), tid + WG * e, xx[e]);
+    } else {
+        load_x(xx);
+    }
+    layer_norm(xx, lref(l, L_LN1W), lref(l, L_LN1B));
+    [[unroll]] for (uint e = 0u; e < EPT; e++) {
+        uint c = tid + WG * e;
+        d[e] = c < C ? af[tab[lref(l, L_SATT)]].f[state_at(l, L_SATT, c)] - xx[e] : 0.0;
+        if (wg == 0u && c < C)
+            aset(gref(T_XXA), c, xx[e]);
+    }
+    bool has_v = tab[lref(l, 0u) + L_HAS_V] != 0u;
+    uint n = 3u * C + DW + DA + DG + (has_v ? DV : 0u), r0, r1, start = 0u;
+    my_rows(n, r0, r1);
+    for (uint j = 0u; j < 7u; j++) {
+        // matrix j (r k v w1 a1 g1 v1): rows, its mix (of x_r x_w x_k x_v x_a x_g), output, activation
+        uint rows = j < 3u ? C : j == 3u ? DW : j == 4u ? DA : j == 5u ? DG : has_v ? DV : 0u;
+        uint mix_j = j == 0u ? 0u : j == 1u ? 2u : j == 2u ? 3u : j == 3u ? 1u : j == 4u ? 4u : j == 5u ? 5u : 3u;
+        uint out_j = j == 0u ? T_R : j == 1u ? T_K : j == 2u ? T_V : T_HID;
+        uint off_j = j < 4u ? 0u : j == 4u ? DW : j == 5u ? DW + DA : DW + DA + DG;
+        uint act_j = j == 3u ? 2u : j == 5u ? 1u : 0u; // tanh, sigmoid (enum rwkv_act)
+        uint b = max(r0, start), e = min(r1, start + rows);
+        if (b < e) {
+            uint mix = lref(l, L_MIX + mix_j);
+            [[unroll]] for (uint k = 0u; k < EPT; k++) {
+                uint c = tid + WG * k;
+                if (c < C)
+                    put_xs(c, xx[k] + d[k] * mvec(mix, c));
+            }
+            barrier();
+            gemv(lref(l, L_WR + j), C / 8u, 0u, C / 8u, b - start, e - start, gref(out_j), off_j, act_j, false);
+            barrier();
+        }
+        start += rows;
+    }
+}
+
+// ---- W: per head, LoRA up-projections + WKV7 + GroupNorm, bonus, gate (wkv7_one.comp) ----
+
+const uint HA = DW / 4u, HG = HA + DA / 4u, HV = HG + DG / 4u, HT = HV + DV / 4u;
+shared vec4 shid[HT];
+const uint Q4 = N / 16u;
+shared vec4 skk[N / 4u], sab[N / 4u], skb[N / 4u], sw[N / 4u], sr[N / 4u];
+shared float sv[N], sgate[N], sy[N];
+#define PUT4(A, J, V) A[(J) / 4u][(J) % 4u] = (V)
+
+float quad_sum(float v)
+{
+    v += subgroupShuffleXor(v, 1u);
+    return v + subgroupShuffleXor(v, 2u);
+}
+
+// channel c's LoRA row (D wide) of the matrix at reference word mref against the hidden vector at
+// shid[h0..): blocks q, q + 4, ... of the row, summed over the four invocations of the channel
+float lora_dot(uint mref, uint D, uint h0, uint c, uint q)
+{
+    uint nb = D >> 3, mb = tab[mref], base = tab[mref + 1u] + c * nb;
+    float s = 0.0;
+    for (uint b = q; b < nb; b += 4u) {
+        uvec4 r = mq[mb].q[base + b];
+        s += dot(vec4(unpackHalf2x16(r.x), unpackHalf2x16(r.y)), shid[h0 + 2u * b]) +
+             dot(vec4(unpackHalf2x16(r.z), unpackHalf2x16(r.w)), shid[h0 + 2u * b + 1u]);
+    }
+    return quad_sum(s);
+}
+
+void phase_w(uint l)
+{
+    uint i = tid >> 2, q = tid & 3u, H = C / N;
+    bool has_v = tab[lref(l, 0u) + L_HAS_V] != 0u;
+    uint hb = tab[gref(T_HID)], ho4 = tab[gref(T_HID) + 1u] >> 2;
+    uint stb = tab[lref(l, L_SWKV)];
+    for (uint h = wg; h < H; h += G) {
+        uint c = h * N + i;
+        // this invocation's blocks q, q + 4, ... of state row i
+        uint base4 = (state_at(l, L_SWKV, (h * N + i) * N) >> 2) + q;
+        vec4 S[Q4];
+        [[unroll]] for (uint u = 0u; u < Q4; u++)
+            S[u] = av[stb].v[base4 + 4u * u];
+        float k = aget(gref(T_K), c), r = aget(gref(T_R), c), vc = aget(gref(T_V), c);
+        for (uint e = tid; e < HT; e += WG)
+            shid[e] = e < HV || has_v ? av[hb].v[ho4 + e] : vec4(0.0);
+        barrier();
+        float dw = lora_dot(lref(l, L_W2), DW, 0u, c, q);
+        float da = lora_dot(lref(l, L_A2), DA, HA, c, q);
+        float dg = lora_dot(lref(l, L_G2), DG, HG, c, q);
+        float wc = act_apply(6u, dw + mvec(lref(l, L_W0), c)), a = act_apply(1u, da + mvec(lref(l, L_A0), c));
+        if (has_v) {
+            float dv = lora_dot(lref(l, L_V2), DV, HV, c, q);
+            vc += (aget(gref(T_VF), c) - vc) * act_apply(1u, dv + mvec(lref(l, L_V0), c));
+        } else if (q == 0u) {
+            aset(gref(T_VF), c, vc); // layer 0: v_first
+        }
+        float kk = k * mvec(lref(l, L_KK), c), kb = k * (1.0 + (a - 1.0) * mvec(lref(l, L_KA), c));
+        vec2 part = vec2(0.0);
+        if (q == 0u) {
+            PUT4(skb, i, kb);
+            PUT4(sw, i, wc);
+            PUT4(sr, i, r);
+            sv[i] = vc;
+            sgate[i] = dg;
+            part = vec2(kk * kk, r * kb * mvec(lref(l, L_RK), c));
+            // the attention shift state: layer norm 1's output of this token
+            af[tab[lref(l, L_SATT)]].f[state_at(l, L_SATT, c)] = aget(gref(T_XXA), c);
+        }
+        vec2 sums = wg_sum2(part);
+        if (q == 0u) {
+            kk *= 1.0 / max(sqrt(sums.x), 1e-12);
+            PUT4(skk, i, kk);
+            PUT4(sab, i, kk * a);
+        }
+        barrier();
+        vec4 sa4 = vec4(0.0);
+        [[unroll]] for (uint u = 0u; u < Q4; u++)
+            sa4 -= S[u] * skk[q + 4u * u];
+        float sa = quad_sum((sa4.x + sa4.y) + (sa4.z + sa4.w)), vi = sv[i];
+        vec4 acc4 = vec4(0.0);
+        [[unroll]] for (uint u = 0u; u < Q4; u++) {
+            uint j = q + 4u * u;
+            S[u] = S[u] * sw[j] + sa * sab[j] + vi * skb[j];
+            acc4 += S[u] * sr[j];
+            av[stb].v[base4 + 4u * u] = S[u];
+        }
+        float yi = quad_sum((acc4.x + acc4.y) + (acc4.z + acc4.w));
+        if (q == 0u)
+            sy[i] = yi;
+        barrier();
+        float yv = tid < N ? sy[tid] : 0.0;
+        float mean = wg_sum2(vec2(yv, 0.0)).x / float(N), dd = tid < N ? yv - mean : 0.0;
+        float inv = 1.0 / sqrt(wg_sum2(vec2(dd * dd, 0.0)).x / float(N) + uintBitsToFloat(tab[H_GN_EPS]));
+        if (tid < N) {
+            uint co = h * N + tid;
+            aset(gref(T_Y), co, (dd * inv * mvec(lref(l, L_LNXW), co) + mvec(lref(l, L_LNXB), co) +
+                                 sums.y * sv[tid]) * sgate[tid]);
+        }
+        barrier();
+    }
+}
+
+// ---- O, K, V and the head ----
+
+void stage(uint ref, uint c0, uint n)
+{
+    for (uint c = tid; c < n; c += WG)
+        put_xs(c, aget(ref, c0 + c));
+    barrier();
+}
+
+void phase_o(uint l)
+{
+    uint r0, r1;
+    my_rows(C, r0, r1);
+    if (r0 >= r1)
+        return;
+    stage(gref(T_Y), 0u, C);
+    gemv(lref(l, L_WO), C / 8u, 0u, C / 8u, r0, r1, gref(T_X), 0u, 0u, true);
+}
+
+void phase_k(uint l)
+{
+    float xx[EPT];
+    load_x(xx);
+    layer_norm(xx, lref(l, L_LN2W), lref(l, L_LN2B));
+    uint sb = tab[lref(l, L_SFFN)];
+    [[unroll]] for (uint e = 0u; e < EPT; e++) {
+        uint c = tid + WG * e;
+        if (c < C) {
+            float prev = af[sb].f[state_at(l, L_SFFN, c)];
+            put_xs(c, xx[e] + (prev - xx[e]) * mvec(lref(l, L_FXK), c));
+            if (wg == 0u)
+                aset(gref(T_XXF), c, xx[e]);
+        }
+    }
+    barrier();
+    uint r0, r1;
+    my_rows(F, r0, r1);
+    gemv(lref(l, L_FKEY), C / 8u, 0u, C / 8u, r0, r1, gref(T_KF), 0u, 3u, false);
+}
+
+void phase_v(uint l)
+{
+    uint sb = tab[lref(l, L_SFFN)];
+    for (uint c = wg * WG + tid; c < C; c += G * WG)
+        af[sb].f[state_at(l, L_SFFN, c)] = aget(gref(T_XXF), c);
+    uint r0, r1;
+    my_rows(C, r0, r1);
+    if (r0 >= r1)
+        return;
+    for (uint c0 = 0u; c0 < F; c0 += KC) {
+        uint n = min(KC, F - c0);
+        barrier(); // the previous slice is consumed
+        stage(gref(T_KF), c0, n);
+        gemv(lref(l, L_FVAL), F / 8u, c0 / 8u, n / 8u, r0, r1, gref(T_X), 0u, 0u, true);
+    }
+}
+
+void phase_head()
+{
+    float xx[EPT];
+    load_x(xx);
+    layer_norm(xx, gref(T_LNOW), gref(T_LNOB));
+    [[unroll]] for (uint e = 0u; e < EPT; e++)
+        if (tid + WG * e < C)
+            put_xs(tid + WG * e, xx[e]);
+    barrier();
+    uint r0, r1;
+    my_rows(tab[H_VOCAB], r0, r1);
+    gemv(gref(T_HEAD), C / 8u, 0u, C / 8u, r0, r1, gref(T_LOGITS), 0u, 0u, false);
+}
+
+void main()
+{
+    tid = gl_LocalInvocationID.x;
+    wg = gl_WorkGroupID.x;
+    G = gl_NumWorkGroups.x;
+    sg = gl_SubgroupID;
+    lane = gl_SubgroupInvocationID;
+    NSG = NUM_SUBGROUPS(WG);
+    SGS = gl_SubgroupSize;
+    slot = ck_seg_slot(0u);
+    uint epoch = 0u, L = tab[H_LAYERS];
+    for (uint l = 0u; l < L; l++) {
+        phase_a(l);
+        if (!grid_sync(epoch))
+            return;
+        phase_w(l);
+        if (!grid_sync(epoch))
+            return;
+        phase_o(l);
+        if (!grid_sync(epoch))
+            return;
+        phase_k(l);
+        if (!grid_sync(epoch))
+            return;
+        phase_v(l);
+        if (!grid_sync(epoch))
+            return;
+    }
+    if (pc.rows > 0u)
+        phase_head();
+}
