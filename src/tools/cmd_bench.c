@@ -71,6 +71,7 @@ struct row {
     double median, min, max; /* ms */
     int is_gen;
     double host_us;          /* generation: host time per step (rwkv_state_run_stats), -1 if unknown */
+    double one_dispatch;     /* generation: the share of steps run as one GPU dispatch, -1 if unknown */
 };
 
 /* Dense fp16 tensor-core peak of an H100 SXM, the yardstick the prefill ratio uses on every card. */
@@ -289,7 +290,7 @@ static int run_row(struct bench *b, long n, int batch, struct row *r)
                  : prefill_once(b, s, ids, n < 32 ? n : 32, logits, &warm);
     struct rwkv_run_stats st0 = {0}, st1 = {0};
     struct rwkv_error err;
-    r->host_us = -1;
+    r->host_us = r->one_dispatch = -1;
     if (!rc && rwkv_state_run_stats(s, &st0, &err))
         rc = 1;
     for (int k = 0; !rc && k < (int)b->args->reps; k++) {
@@ -301,8 +302,11 @@ static int run_row(struct bench *b, long n, int batch, struct row *r)
     /* host time per step: inside rwkv_run but not waiting for the device (GPU backends only) */
     if (!rc && gen && rwkv_device_backend(b->ses.device) != RWKV_BACKEND_CPU && !rwkv_state_run_stats(s, &st1, &err) &&
         st1.runs > st0.runs)
+    {
         r->host_us = 1e6 * ((st1.run_seconds - st0.run_seconds) - (st1.wait_seconds - st0.wait_seconds)) /
                      (double)(st1.runs - st0.runs);
+        r->one_dispatch = (double)(st1.single_dispatch_runs - st0.single_dispatch_runs) / (double)(st1.runs - st0.runs);
+    }
     progress_clear(b);
     if (!rc)
         finish_row(r);
@@ -389,6 +393,7 @@ static void print_json(const struct bench *b, const struct row *r)
     json_number("tflops", x.tflops, 1);
     json_number("ratio_to_990_tflops", x.tflops / PEAK_TFLOPS, !r->is_gen);
     json_number("host_us_per_step", r->host_us, r->host_us >= 0);
+    json_number("one_dispatch_share", r->one_dispatch, r->one_dispatch >= 0);
     printf("}\n");
     fflush(stdout);
 }
@@ -440,8 +445,8 @@ static void print_notes(const struct bench *b)
            "once per prefill, every token in generation); the WKV recurrence is not counted. host us: per generation\n"
            "step, the time inside rwkv_run not spent waiting for the device (GPU backends); generation takes its\n"
            "logits from the state's own area (rwkv_state_logits_area: no copy out of a GPU's readback buffer).\n"
-           "JSON also gives ratio_to_990_tflops (prefill TFLOP/s over an H100's dense fp16 peak) and\n"
-           "host_us_per_step.\n");
+           "JSON also gives ratio_to_990_tflops (prefill TFLOP/s over an H100's dense fp16 peak),\n"
+           "host_us_per_step and one_dispatch_share (steps run as one GPU dispatch: Vulkan, v7, batch 1).\n");
 }
 
 /* ---- main ---- */
