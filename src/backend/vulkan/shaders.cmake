@@ -47,6 +47,7 @@ set(RWKV_SHADER_VARIANTS
   "wkv7_lora_f32|wkv7_one.comp|USE_SUBGROUP,LORA"
   "token7|token7.comp|USE_SUBGROUP"
   "token7_big|token7.comp|USE_SUBGROUP,MB=60"
+  "token7_prof|token7.comp|USE_SUBGROUP,MB=60,PROF"
 )
 
 file(GLOB RWKV_SHADER_INCLUDES CONFIGURE_DEPENDS ${RWKV_SHADER_DIR}/*.glsl)

@@ -458,7 +458,7 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
                                  .queueFamilyIndex = d->queue_family, .queueCount = 1, .pQueuePriorities = &prio};
     uint32_t n_ext;
     VkExtensionProperties *e = device_exts(d->phys, &n_ext);
-    const char *names[3];
+    const char *names[4];
     uint32_t n_names = 0;
     /* drivers that are not fully conformant (MoltenVK) require this extension to be enabled */
     if (has_ext(e, n_ext, "VK_KHR_portability_subset"))
@@ -468,6 +468,17 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
                     has_ext(e, n_ext, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
     if (d->pipe_stats)
         names[n_names++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+    /* RWKV_VK_PROFILE: token7.comp reads the device clock at each phase */
+    VkPhysicalDeviceShaderClockFeaturesKHR clk = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR};
+    if (d->profile && d->token_groups > 0 && has_ext(e, n_ext, VK_KHR_SHADER_CLOCK_EXTENSION_NAME)) {
+        VkPhysicalDeviceFeatures2 q2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &clk};
+        vkGetPhysicalDeviceFeatures2(d->phys, &q2);
+        d->token_clock = clk.shaderDeviceClock;
+        clk = (VkPhysicalDeviceShaderClockFeaturesKHR){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
+                                                       .shaderDeviceClock = VK_TRUE};
+        if (d->token_clock)
+            names[n_names++] = VK_KHR_SHADER_CLOCK_EXTENSION_NAME;
+    }
     free(e);
     /* the tensor-core kernel: the extension, its feature and F16 arithmetic (in shared memory only) */
     int cm = d->feat.coopmat != VK_COOPMAT_OFF;
@@ -486,6 +497,10 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
         f2.pNext = d->pipe_stats ? &pe : NULL;
     /* token7.comp indexes arrays of buffers (the model's and the state's blocks) */
     f2.features.shaderStorageBufferArrayDynamicIndexing = d->token_groups > 0;
+    if (d->token_clock) {
+        clk.pNext = f2.pNext;
+        f2.pNext = &clk;
+    }
     VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                              .pNext = cm || d->pipe_stats || d->token_groups > 0 ? &f2 : NULL,
                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &q, .enabledExtensionCount = n_names,

@@ -710,6 +710,7 @@ void vk_exec_free(struct rwkv_state *s)
         rwkv_pool_free(vs->copy_pool);
     vs->copy_pool = NULL;
     struct vk_prof *p = vs->prof;
+    vk_token_prof_print(s);
     if (p) {
         prof_print(s, p);
         vk_timer_free(d, &p->timer);

@@ -116,6 +116,7 @@ struct vk_dev {
                              * the device tells it (NVIDIA), else off */
     VkDescriptorSetLayout token_set_layout; /* token7.comp's bindings (arrays of buffers) */
     int token_blocks;       /* the model blocks token7.comp's array holds (VK_TOKEN_MODEL_BLOCKS[_BIG]) */
+    int token_clock;        /* RWKV_VK_PROFILE with VK_KHR_shader_clock: token7.comp times its phases */
     VkPipelineLayout token_layout;
 };
 
@@ -497,6 +498,8 @@ struct vk_state {
     size_t hook_bytes;         /* the capacity of both */
     /* token7.comp (vk_token.c): its table and scratch vectors in `act`, its barrier's words in `table` */
     struct vk_span token_tab, token_scratch, token_sync;
+    double token_prof[12];     /* token_clock: workgroup 0's ns per phase kind, working and waiting... */
+    long token_runs;           /* ...summed over this many runs */
     VkDescriptorPool token_pool;
     VkDescriptorSet token_set; /* VK_NULL_HANDLE: this state runs no step in one dispatch */
 };
@@ -523,6 +526,8 @@ void vk_token_record(const struct rwkv_state *s, const struct rwkv_chunk *c, VkC
 /* Before a submission: the barrier's words zeroed. After: whether a barrier gave up (an error). */
 void vk_token_arm(struct rwkv_state *s);
 rwkv_status vk_token_check(struct rwkv_state *s, struct rwkv_error *err);
+/* RWKV_VK_PROFILE: the phases' times (where the device has a shader clock), printed with the profile. */
+void vk_token_prof_print(const struct rwkv_state *s);
 
 /* vk_exec.c */
 rwkv_status vk_run(struct rwkv_state *s, const struct rwkv_chunk *chunk, float *const *rows,

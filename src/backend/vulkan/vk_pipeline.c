@@ -118,7 +118,8 @@ static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
 {
     if (kernel == VK_K_TOKEN7)
         return !d->token_layout || d->token_groups <= 0 || dtype != RWKV_DTYPE_F16 ? NONE_
-               : d->token_blocks == VK_TOKEN_MODEL_BLOCKS_BIG ? RWKV_SPV_token7_big : RWKV_SPV_token7;
+               : d->token_blocks != VK_TOKEN_MODEL_BLOCKS_BIG ? RWKV_SPV_token7
+               : d->token_clock ? RWKV_SPV_token7_prof : RWKV_SPV_token7_big;
     if ((kernel == VK_K_GEMM_CM && d->feat.coopmat == VK_COOPMAT_OFF) ||
         ((kernel == VK_K_WKV7_ONE || kernel == VK_K_WKV7_LORA || kernel == VK_K_WKV7_ROWS ||
           kernel == VK_K_WKV7_NORM) && !d->feat.subgroup_shuffle) ||

@@ -36,6 +36,7 @@ enum {
 #define WG 256
 #define HEAD 64
 #define STAGE_MAX 8192 /* floats of input staged at a time (token7.comp's KC) */
+#define TOKEN_SYNC_BYTES 64 /* token7.comp's SyncBuf: counter, abort word, 12 profile words */
 
 static size_t gword(int i)
 {
@@ -252,7 +253,7 @@ rwkv_status vk_token_reserve(const struct rwkv_state *s, struct vk_state *vs, st
     if (!st)
         st = vk_pool_reserve(&vs->act, sp.floats * 4, &vs->token_scratch, "one-dispatch step vectors", err);
     if (!st)
-        st = vk_pool_reserve(&vs->table, 16, &vs->token_sync, "one-dispatch step barrier", err);
+        st = vk_pool_reserve(&vs->table, TOKEN_SYNC_BYTES, &vs->token_sync, "one-dispatch step barrier", err);
     return st;
 }
 
@@ -414,7 +415,7 @@ void vk_token_record(const struct rwkv_state *s, const struct rwkv_chunk *c, VkC
 void vk_token_arm(struct rwkv_state *s)
 {
     struct vk_state *vs = s->priv;
-    memset(vk_span_host(&vs->table, vs->token_sync), 0, 8);
+    memset(vk_span_host(&vs->table, vs->token_sync), 0, TOKEN_SYNC_BYTES);
 }
 
 rwkv_status vk_token_check(struct rwkv_state *s, struct rwkv_error *err)
@@ -422,12 +423,35 @@ rwkv_status vk_token_check(struct rwkv_state *s, struct rwkv_error *err)
     struct vk_state *vs = s->priv;
     struct vk_dev *d = s->model->device->priv;
     const volatile uint32_t *sync = vk_span_host(&vs->table, vs->token_sync);
-    if (!sync[1])
+    if (!sync[1]) {
+        if (d->token_clock) {
+            for (int i = 0; i < 12; i++)
+                vs->token_prof[i] += sync[2 + i];
+            vs->token_runs++;
+        }
         return RWKV_OK;
+    }
     int groups = d->token_groups;
     d->token_groups = 0; /* from now on by ops, on this device */
     return rwkv_fail(err, RWKV_ERR_DEVICE,
                      "vulkan: the one-dispatch generation step gave up waiting at a grid barrier (its %d workgroups "
                      "did not all run at once); the step's state and logits are not valid. Later steps run by ops "
                      "(RWKV_VK_PERSISTENT=0 does that from the start)", groups);
+}
+
+void vk_token_prof_print(const struct rwkv_state *s)
+{
+    const struct vk_state *vs = s->priv;
+    if (!vs->token_runs)
+        return;
+    static const char *const kind[6] = {"A (LN1, mixes, r k v, LoRA down)", "W (LoRA up, WKV7, GroupNorm)", "O (x += W_o y)",
+                                        "K (LN2, mix, FFN key)", "V (x += FFN value)", "head (LN out, logits)"};
+    double n = (double)vs->token_runs, total = 0;
+    for (int i = 0; i < 12; i++)
+        total += vs->token_prof[i];
+    fprintf(stderr, "rwkv: vulkan one-dispatch step, %ld runs: workgroup 0 %.1f us per run (device clock)\n",
+            vs->token_runs, total / n / 1e3);
+    for (int k = 0; k < 6; k++)
+        fprintf(stderr, "rwkv:   %-36s working %8.1f us, then waiting at the barrier %8.1f us per run\n", kind[k],
+                vs->token_prof[2 * k] / n / 1e3, vs->token_prof[2 * k + 1] / n / 1e3);
 }

@@ -29,6 +29,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#ifdef PROF
+#extension GL_EXT_shader_realtime_clock : require
+#endif
 #define USE_SUBGROUP
 #include "subgroup.glsl"
 
@@ -57,7 +60,22 @@ layout(std430, binding = 1) coherent buffer ActV { vec4 v[]; } av[AB];
 layout(std430, binding = 2) readonly buffer TabBuf { uint tab[]; };
 #define CHUNK_BINDING 3
 #include "chunk.glsl"
-layout(std430, binding = 4) coherent volatile buffer SyncBuf { uint sync_count; uint sync_abort; };
+// the barrier's counter and abort word; with PROF (RWKV_VK_PROFILE), workgroup 0's time in each kind
+// of phase (A W O K V head) working and waiting at the barrier after it, ns
+layout(std430, binding = 4) coherent buffer SyncBuf { uint sync_count; uint sync_abort; uint prof[12]; };
+#ifdef PROF
+uint t_mark;
+void mark(uint slot)
+{
+    if (gl_WorkGroupID.x == 0u && gl_LocalInvocationID.x == 0u) {
+        uint t = clockRealtime2x32EXT().x;
+        prof[slot] += t - t_mark;
+        t_mark = t;
+    }
+}
+#else
+void mark(uint slot) {}
+#endif
 
 // The table (keep in sync with vk_token.c): header words, then NG global references, then per layer
 // LW words (36 references, the three state ranges' floats per slot, whether the v LoRA is there).
@@ -93,25 +111,29 @@ uint state_at(uint l, uint which, uint i)
 }
 
 // All workgroups wait here until each has arrived; false when the wait gave up (the dispatch ends).
-bool grid_sync(inout uint epoch)
+bool grid_sync(inout uint epoch, uint kind)
 {
     epoch += 1u;
     // every invocation's writes made visible device-wide before the workgroup arrives
     memoryBarrierBuffer();
     barrier();
+    mark(2u * kind);
     if (tid == 0u) {
         uint ok = 1u, target = epoch * G, spins = 0u;
         atomicAdd(sync_count, 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
-        // polled with volatile loads; a driver may end a long loop by a cap on its iterations
-        // (lavapipe: 65535, which also runs the workgroups one after another), hence the check after it
+        // polled with atomic loads (volatile ones kept reading a stale value on an H200); a driver
+        // may end a long loop by a cap on its iterations (lavapipe: 65535, which also runs the
+        // workgroups one after another), hence the check after it
         for (;;) {
-            if (sync_count >= target)
+            if (atomicLoad(sync_count, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= target)
                 break;
             spins++;
-            if ((spins & 1023u) == 0u && (spins >= SPIN_LIMIT || sync_abort != 0u))
+            if ((spins & 1023u) == 0u &&
+                (spins >= SPIN_LIMIT ||
+                 atomicLoad(sync_abort, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed) != 0u))
                 break;
         }
-        if (sync_count < target) {
+        if (atomicLoad(sync_count, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) < target) {
             atomicExchange(sync_abort, 1u);
             ok = 0u;
         }
@@ -120,6 +142,7 @@ bool grid_sync(inout uint epoch)
     }
     barrier();
     memoryBarrierBuffer();
+    mark(2u * kind + 1u);
     return s_ok != 0u;
 }
 
@@ -447,23 +470,28 @@ void main()
     SGS = gl_SubgroupSize;
     slot = ck_seg_slot(0u);
     uint epoch = 0u, L = tab[H_LAYERS];
+#ifdef PROF
+    t_mark = clockRealtime2x32EXT().x;
+#endif
     for (uint l = 0u; l < L; l++) {
         phase_a(l);
-        if (!grid_sync(epoch))
+        if (!grid_sync(epoch, 0u))
             return;
         phase_w(l);
-        if (!grid_sync(epoch))
+        if (!grid_sync(epoch, 1u))
             return;
         phase_o(l);
-        if (!grid_sync(epoch))
+        if (!grid_sync(epoch, 2u))
             return;
         phase_k(l);
-        if (!grid_sync(epoch))
+        if (!grid_sync(epoch, 3u))
             return;
         phase_v(l);
-        if (!grid_sync(epoch))
+        if (!grid_sync(epoch, 4u))
             return;
     }
     if (pc.rows > 0u)
         phase_head();
+    barrier();
+    mark(10u);
 }
