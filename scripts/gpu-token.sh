@@ -1,7 +1,8 @@
 #!/bin/bash
 # One call on the lent GPU machine for the one-dispatch generation step (token7.comp): build, test_vulkan
 # (and test_hooks), then tg128 at each size in BENCH_SIZES with the step on (default) and off
-# (RWKV_VK_PERSISTENT=0), both in the same call. Carry [".gl", ".shared"] (scripts/gpu-run.sh --stage).
+# (RWKV_VK_PERSISTENT=0), both in the same call (TOKEN_ENVS: other settings for the second row, e.g.
+# RWKV_VK_PROFILE=2 for the phase times; NO_TESTS=1 skips the tests). Carry [".gl", ".shared"] (scripts/gpu-run.sh --stage).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu-out}"; mkdir -p "$out"; out=$(cd "$out" && pwd)
@@ -23,4 +24,5 @@ for s in ${BENCH_SIZES:-0.1b 1.5b 7.2b}; do
       sed "s/^{/{\"env\":\"$env\",/" | tee -a "$out/bench.json" | cut -c1-400
   done
 done
-tail -3 "$out/bench.err"
+grep -h "one-dispatch step\|rwkv:   [A-Z]\|rwkv:   head" "$out/bench.err" | head -40
+tail -2 "$out/bench.err"
