@@ -644,6 +644,12 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
         d->token_groups = 0;
     if (!d->feat.dyn_index || !d->feat.subgroup_shuffle || !d->feat.use_subgroup)
         d->token_groups = 0;
+    /* a CPU device runs workgroups one after another (lavapipe also caps loop iterations, so that a
+     * barrier's wait ends without its count): one workgroup only */
+    if (d->token_groups > 1 && d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        fprintf(stderr, "rwkv: vulkan: RWKV_VK_PERSISTENT=%d taken as 1 on a CPU device\n", d->token_groups);
+        d->token_groups = 1;
+    }
     const char *gw = getenv("RWKV_VK_GEMV_WGS");
     d->gemv_wgs = gw && *gw ? atoi(gw) : 0;
     d->queue_family = in[pick].queue_family;

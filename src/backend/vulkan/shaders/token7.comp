@@ -121,9 +121,8 @@ bool grid_sync(inout uint epoch, uint kind)
     if (tid == 0u) {
         uint ok = 1u, target = epoch * G, spins = 0u;
         atomicAdd(sync_count, 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
-        // polled with atomic loads (volatile ones kept reading a stale value on an H200); a driver
-        // may end a long loop by a cap on its iterations (lavapipe: 65535, which also runs the
-        // workgroups one after another), hence the check after it
+        // polled with atomic loads (with volatile loads every barrier gave up on an H200); a driver
+        // may end a long loop by a cap on its iterations, hence the check after it
         for (;;) {
             if (atomicLoad(sync_count, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) >= target)
                 break;
@@ -193,37 +192,77 @@ void row_out(uint oref, uint off, uint row, uint act, bool acc, float s)
 
 // Rows [rb, re) of the F16 matrix at reference word mref (rows of K8row 16-byte blocks), columns
 // 8 col8 .. 8 (col8 + K8) against xs4: out[off + row] = act(dot), or += dot with acc. A subgroup takes
-// two rows at a time, each lane four blocks of each per round, all loads in flight before the sums.
-void gemv(uint mref, uint K8row, uint col8, uint K8, uint rb, uint re, uint oref, uint off, uint act, bool acc)
+// RPI rows at a time (rows rb + sg + NSG (RPI g + j)), each lane UNR blocks of each per round; the
+// next round's loads are issued before this round's sums, so that two rounds are in flight. The
+// first round may be loaded ahead (gemv_first, before a grid barrier or the input's staging).
+const uint RPI = 2u, UNR = 4u, NQ = RPI * UNR;
+uvec4 q_cur[NQ], q_nxt[NQ];
+
+struct gemv_job {
+    uint mb, mo, K8row, col8, K8, rb, re;
+};
+
+gemv_job gemv_job_of(uint mref, uint K8row, uint col8, uint K8, uint rb, uint re)
 {
-    uint mb = tab[mref], mo = tab[mref + 1u];
-    for (uint row = rb + sg; row < re; row += 2u * NSG) {
-        uint row2 = row + NSG;
-        bool two = row2 < re;
-        uint b1 = mo + row * K8row + col8, b2 = mo + (two ? row2 : row) * K8row + col8;
-        float s1 = 0.0, s2 = 0.0;
-        for (uint u0 = 0u; u0 < K8; u0 += 4u * SGS) {
-            uvec4 q1[4], q2[4];
-            [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                uint u = min(u0 + lane + i * SGS, K8 - 1u);
-                q1[i] = mq[mb].q[b1 + u];
-                q2[i] = mq[mb].q[b2 + u];
-            }
-            [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                uint u = u0 + lane + i * SGS;
-                if (u < K8) {
-                    s1 += dot8(q1[i], u);
-                    s2 += dot8(q2[i], u);
-                }
+    return gemv_job(tab[mref], tab[mref + 1u], K8row, col8, K8, rb, re);
+}
+
+uint gemv_rounds(gemv_job j, out uint rpr)
+{
+    rpr = (j.K8 + UNR * SGS - 1u) / (UNR * SGS);
+    uint n = j.re > j.rb + sg ? (j.re - j.rb - sg + NSG * RPI - 1u) / (NSG * RPI) : 0u;
+    return n * rpr;
+}
+
+// round r's blocks into q (rows past the end and blocks past K repeat the last valid ones)
+void gemv_load(gemv_job j, uint r, uint rpr, inout uvec4 q[NQ])
+{
+    uint g = r / rpr, u0 = (r % rpr) * UNR * SGS;
+    [[unroll]] for (uint i = 0u; i < RPI; i++) {
+        uint row = min(j.rb + sg + NSG * (RPI * g + i), j.re - 1u);
+        uint base = j.mo + row * j.K8row + j.col8;
+        [[unroll]] for (uint k = 0u; k < UNR; k++)
+            q[i * UNR + k] = mq[j.mb].q[base + min(u0 + lane + k * SGS, j.K8 - 1u)];
+    }
+}
+
+void gemv_first(gemv_job j)
+{
+    uint rpr;
+    if (gemv_rounds(j, rpr) > 0u)
+        gemv_load(j, 0u, rpr, q_cur);
+}
+
+void gemv_run(gemv_job j, bool loaded, uint oref, uint off, uint act, bool acc)
+{
+    uint rpr, n = gemv_rounds(j, rpr);
+    if (n == 0u)
+        return;
+    if (!loaded)
+        gemv_load(j, 0u, rpr, q_cur);
+    float s[RPI];
+    [[unroll]] for (uint i = 0u; i < RPI; i++)
+        s[i] = 0.0;
+    for (uint r = 0u; r < n; r++) {
+        if (r + 1u < n)
+            gemv_load(j, r + 1u, rpr, q_nxt);
+        uint g = r / rpr, u0 = (r % rpr) * UNR * SGS;
+        [[unroll]] for (uint k = 0u; k < UNR; k++) {
+            uint u = u0 + lane + k * SGS;
+            if (u < j.K8)
+                [[unroll]] for (uint i = 0u; i < RPI; i++)
+                    s[i] += dot8(q_cur[i * UNR + k], u);
+        }
+        if (r % rpr == rpr - 1u) {
+            [[unroll]] for (uint i = 0u; i < RPI; i++) {
+                float t = subgroupAdd(s[i]);
+                uint row = j.rb + sg + NSG * (RPI * g + i);
+                if (subgroupElect() && row < j.re)
+                    row_out(oref, off, row, act, acc, t);
+                s[i] = 0.0;
             }
         }
-        s1 = subgroupAdd(s1);
-        s2 = subgroupAdd(s2);
-        if (subgroupElect()) {
-            row_out(oref, off, row, act, acc, s1);
-            if (two)
-                row_out(oref, off, row2, act, acc, s2);
-        }
+        q_cur = q_nxt;
     }
 }
 
@@ -236,7 +275,44 @@ void my_rows(uint n, out uint r0, out uint r1)
 
 // ---- A: layer norm 1, mixes, r k v and the LoRA down-projections ----
 
-void phase_a(uint l)
+// matrix j of phase A (r k v w1 a1 g1 v1): its rows, mix (of x_r x_w x_k x_v x_a x_g), output, activation
+uint a_rows(uint j, bool has_v) { return j < 3u ? C : j == 3u ? DW : j == 4u ? DA : j == 5u ? DG : has_v ? DV : 0u; }
+uint a_mix(uint j) { return j == 0u ? 0u : j == 1u ? 2u : j == 2u ? 3u : j == 3u ? 1u : j == 4u ? 4u : j == 5u ? 5u : 3u; }
+uint a_out(uint j) { return j == 0u ? T_R : j == 1u ? T_K : j == 2u ? T_V : T_HID; }
+uint a_off(uint j) { return j < 4u ? 0u : j == 4u ? DW : j == 5u ? DW + DA : DW + DA + DG; }
+uint a_act(uint j) { return j == 3u ? 2u : j == 5u ? 1u : 0u; } // tanh, sigmoid (enum rwkv_act)
+bool a_has_v(uint l) { return tab[lref(l, 0u) + L_HAS_V] != 0u; }
+
+// this workgroup's part of phase A's rows (all matrices one after another): of matrix j, [b, e)
+void a_part(uint l, uint j, out uint b, out uint e)
+{
+    bool has_v = a_has_v(l);
+    uint n = 3u * C + DW + DA + DG + (has_v ? DV : 0u), r0, r1, start = 0u;
+    my_rows(n, r0, r1);
+    for (uint i = 0u; i < j; i++)
+        start += a_rows(i, has_v);
+    b = max(r0, start) - start;
+    e = min(r1, start + a_rows(j, has_v));
+    e = e > start ? e - start : 0u;
+    if (b > e)
+        b = e;
+}
+
+gemv_job a_job(uint l, uint j, uint b, uint e) { return gemv_job_of(lref(l, L_WR + j), C / 8u, 0u, C / 8u, b, e); }
+
+void prefetch_a(uint l)
+{
+    for (uint j = 0u; j < 7u; j++) {
+        uint b, e;
+        a_part(l, j, b, e);
+        if (b < e) {
+            gemv_first(a_job(l, j, b, e));
+            return;
+        }
+    }
+}
+
+void run_a(uint l)
 {
     float xx[EPT], d[EPT];
     if (l == 0u) { // x = LN0(emb[token]), kept by workgroup 0 for the residual
@@ -260,40 +336,59 @@ void phase_a(uint l)
         if (wg == 0u && c < C)
             aset(gref(T_XXA), c, xx[e]);
     }
-    bool has_v = tab[lref(l, 0u) + L_HAS_V] != 0u;
-    uint n = 3u * C + DW + DA + DG + (has_v ? DV : 0u), r0, r1, start = 0u;
-    my_rows(n, r0, r1);
+    bool first = true;
     for (uint j = 0u; j < 7u; j++) {
-        // matrix j (r k v w1 a1 g1 v1): rows, its mix (of x_r x_w x_k x_v x_a x_g), output, activation
-        uint rows = j < 3u ? C : j == 3u ? DW : j == 4u ? DA : j == 5u ? DG : has_v ? DV : 0u;
-        uint mix_j = j == 0u ? 0u : j == 1u ? 2u : j == 2u ? 3u : j == 3u ? 1u : j == 4u ? 4u : j == 5u ? 5u : 3u;
-        uint out_j = j == 0u ? T_R : j == 1u ? T_K : j == 2u ? T_V : T_HID;
-        uint off_j = j < 4u ? 0u : j == 4u ? DW : j == 5u ? DW + DA : DW + DA + DG;
-        uint act_j = j == 3u ? 2u : j == 5u ? 1u : 0u; // tanh, sigmoid (enum rwkv_act)
-        uint b = max(r0, start), e = min(r1, start + rows);
+        uint b, e;
+        a_part(l, j, b, e);
         if (b < e) {
-            uint mix = lref(l, L_MIX + mix_j);
+            uint mix = lref(l, L_MIX + a_mix(j));
             [[unroll]] for (uint k = 0u; k < EPT; k++) {
                 uint c = tid + WG * k;
                 if (c < C)
                     put_xs(c, xx[k] + d[k] * mvec(mix, c));
             }
             barrier();
-            gemv(lref(l, L_WR + j), C / 8u, 0u, C / 8u, b - start, e - start, gref(out_j), off_j, act_j, false);
+            gemv_run(a_job(l, j, b, e), first, gref(a_out(j)), a_off(j), a_act(j), false);
+            first = false;
             barrier();
         }
-        start += rows;
     }
 }
 
 // ---- W: per head, LoRA up-projections + WKV7 + GroupNorm, bonus, gate (wkv7_one.comp) ----
 
 const uint HA = DW / 4u, HG = HA + DA / 4u, HV = HG + DG / 4u, HT = HV + DV / 4u;
+const uint NW = (DW / 8u + 3u) / 4u, NA = (DA / 8u + 3u) / 4u, NGL = (DG / 8u + 3u) / 4u;
+const uint NV = DV > 0u ? (DV / 8u + 3u) / 4u : 1u;
 shared vec4 shid[HT];
 const uint Q4 = N / 16u;
 shared vec4 skk[N / 4u], sab[N / 4u], skb[N / 4u], sw[N / 4u], sr[N / 4u];
 shared float sv[N], sgate[N], sy[N];
 #define PUT4(A, J, V) A[(J) / 4u][(J) % 4u] = (V)
+
+// this invocation's state blocks q, q + 4, ... of row i of the head, and its LoRA rows' blocks (loaded
+// ahead of the grid barrier for the workgroup's first head: none depends on phase A)
+vec4 S[Q4];
+uvec4 rw[NW], ra[NA], rg[NGL], rv2[NV];
+
+#define LORA_LOAD(MREF, D, R, c, q)                                                 \
+    {                                                                               \
+        const uint nb = (D) >> 3;                                                   \
+        uint mb_ = tab[MREF], base_ = tab[(MREF) + 1u] + (c) * nb;                  \
+        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++)                       \
+            R[u] = mq[mb_].q[base_ + min((q) + 4u * u, nb - 1u)];                   \
+    }
+#define LORA_DOT(D, R, H0, q, out)                                                  \
+    {                                                                               \
+        const uint nb = (D) >> 3;                                                   \
+        out = 0.0;                                                                  \
+        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                     \
+            uint b = min((q) + 4u * u, nb - 1u);                                    \
+            float keep = (q) + 4u * u < nb ? 1.0 : 0.0;                             \
+            out += keep * (dot(vec4(unpackHalf2x16(R[u].x), unpackHalf2x16(R[u].y)), shid[(H0) + 2u * b]) + \
+                           dot(vec4(unpackHalf2x16(R[u].z), unpackHalf2x16(R[u].w)), shid[(H0) + 2u * b + 1u])); \
+        }                                                                           \
+    }
 
 float quad_sum(float v)
 {
@@ -301,47 +396,54 @@ float quad_sum(float v)
     return v + subgroupShuffleXor(v, 2u);
 }
 
-// channel c's LoRA row (D wide) of the matrix at reference word mref against the hidden vector at
-// shid[h0..): blocks q, q + 4, ... of the row, summed over the four invocations of the channel
-float lora_dot(uint mref, uint D, uint h0, uint c, uint q)
+void w_load(uint l, uint h)
 {
-    uint nb = D >> 3, mb = tab[mref], base = tab[mref + 1u] + c * nb;
-    float s = 0.0;
-    for (uint b = q; b < nb; b += 4u) {
-        uvec4 r = mq[mb].q[base + b];
-        s += dot(vec4(unpackHalf2x16(r.x), unpackHalf2x16(r.y)), shid[h0 + 2u * b]) +
-             dot(vec4(unpackHalf2x16(r.z), unpackHalf2x16(r.w)), shid[h0 + 2u * b + 1u]);
-    }
-    return quad_sum(s);
+    uint i = tid >> 2, q = tid & 3u, c = h * N + i, stb = tab[lref(l, L_SWKV)];
+    uint base4 = (state_at(l, L_SWKV, (h * N + i) * N) >> 2) + q;
+    [[unroll]] for (uint u = 0u; u < Q4; u++)
+        S[u] = av[stb].v[base4 + 4u * u];
+    LORA_LOAD(lref(l, L_W2), DW, rw, c, q);
+    LORA_LOAD(lref(l, L_A2), DA, ra, c, q);
+    LORA_LOAD(lref(l, L_G2), DG, rg, c, q);
+    if (DV != 0u && a_has_v(l))
+        LORA_LOAD(lref(l, L_V2), DV, rv2, c, q);
 }
 
-void phase_w(uint l)
+void prefetch_w(uint l)
+{
+    if (wg < C / N)
+        w_load(l, wg);
+}
+
+void run_w(uint l)
 {
     uint i = tid >> 2, q = tid & 3u, H = C / N;
-    bool has_v = tab[lref(l, 0u) + L_HAS_V] != 0u;
+    bool has_v = a_has_v(l);
     uint hb = tab[gref(T_HID)], ho4 = tab[gref(T_HID) + 1u] >> 2;
     uint stb = tab[lref(l, L_SWKV)];
     for (uint h = wg; h < H; h += G) {
-        uint c = h * N + i;
-        // this invocation's blocks q, q + 4, ... of state row i
-        uint base4 = (state_at(l, L_SWKV, (h * N + i) * N) >> 2) + q;
-        vec4 S[Q4];
-        [[unroll]] for (uint u = 0u; u < Q4; u++)
-            S[u] = av[stb].v[base4 + 4u * u];
+        if (h != wg)
+            w_load(l, h);
+        uint c = h * N + i, base4 = (state_at(l, L_SWKV, (h * N + i) * N) >> 2) + q;
         float k = aget(gref(T_K), c), r = aget(gref(T_R), c), vc = aget(gref(T_V), c);
         for (uint e = tid; e < HT; e += WG)
             shid[e] = e < HV || has_v ? av[hb].v[ho4 + e] : vec4(0.0);
         barrier();
-        float dw = lora_dot(lref(l, L_W2), DW, 0u, c, q);
-        float da = lora_dot(lref(l, L_A2), DA, HA, c, q);
-        float dg = lora_dot(lref(l, L_G2), DG, HG, c, q);
+        float dw, da, dg, dv = 0.0;
+        LORA_DOT(DW, rw, 0u, q, dw);
+        LORA_DOT(DA, ra, HA, q, da);
+        LORA_DOT(DG, rg, HG, q, dg);
+        if (DV != 0u)
+            LORA_DOT(DV, rv2, HV, q, dv);
+        dw = quad_sum(dw);
+        da = quad_sum(da);
+        dg = quad_sum(dg);
+        dv = quad_sum(dv);
         float wc = act_apply(6u, dw + mvec(lref(l, L_W0), c)), a = act_apply(1u, da + mvec(lref(l, L_A0), c));
-        if (has_v) {
-            float dv = lora_dot(lref(l, L_V2), DV, HV, c, q);
+        if (has_v)
             vc += (aget(gref(T_VF), c) - vc) * act_apply(1u, dv + mvec(lref(l, L_V0), c));
-        } else if (q == 0u) {
+        else if (q == 0u)
             aset(gref(T_VF), c, vc); // layer 0: v_first
-        }
         float kk = k * mvec(lref(l, L_KK), c), kb = k * (1.0 + (a - 1.0) * mvec(lref(l, L_KA), c));
         vec2 part = vec2(0.0);
         if (q == 0u) {
@@ -397,17 +499,34 @@ void stage(uint ref, uint c0, uint n)
     barrier();
 }
 
-void phase_o(uint l)
+gemv_job o_job(uint l)
 {
     uint r0, r1;
     my_rows(C, r0, r1);
-    if (r0 >= r1)
-        return;
-    stage(gref(T_Y), 0u, C);
-    gemv(lref(l, L_WO), C / 8u, 0u, C / 8u, r0, r1, gref(T_X), 0u, 0u, true);
+    return gemv_job_of(lref(l, L_WO), C / 8u, 0u, C / 8u, r0, r1);
 }
 
-void phase_k(uint l)
+void prefetch_o(uint l) { gemv_first(o_job(l)); }
+
+void run_o(uint l)
+{
+    gemv_job j = o_job(l);
+    if (j.rb >= j.re)
+        return;
+    stage(gref(T_Y), 0u, C);
+    gemv_run(j, true, gref(T_X), 0u, 0u, true);
+}
+
+gemv_job k_job(uint l)
+{
+    uint r0, r1;
+    my_rows(F, r0, r1);
+    return gemv_job_of(lref(l, L_FKEY), C / 8u, 0u, C / 8u, r0, r1);
+}
+
+void prefetch_k(uint l) { gemv_first(k_job(l)); }
+
+void run_k(uint l)
 {
     float xx[EPT];
     load_x(xx);
@@ -423,29 +542,44 @@ void phase_k(uint l)
         }
     }
     barrier();
-    uint r0, r1;
-    my_rows(F, r0, r1);
-    gemv(lref(l, L_FKEY), C / 8u, 0u, C / 8u, r0, r1, gref(T_KF), 0u, 3u, false);
+    gemv_run(k_job(l), true, gref(T_KF), 0u, 3u, false);
 }
 
-void phase_v(uint l)
+// slice c0 of the FFN value's K (staged KC at a time)
+gemv_job v_job(uint l, uint c0)
+{
+    uint r0, r1;
+    my_rows(C, r0, r1);
+    return gemv_job_of(lref(l, L_FVAL), F / 8u, c0 / 8u, min(KC, F - c0) / 8u, r0, r1);
+}
+
+void prefetch_v(uint l) { gemv_first(v_job(l, 0u)); }
+
+void run_v(uint l)
 {
     uint sb = tab[lref(l, L_SFFN)];
     for (uint c = wg * WG + tid; c < C; c += G * WG)
         af[sb].f[state_at(l, L_SFFN, c)] = aget(gref(T_XXF), c);
-    uint r0, r1;
-    my_rows(C, r0, r1);
-    if (r0 >= r1)
-        return;
     for (uint c0 = 0u; c0 < F; c0 += KC) {
-        uint n = min(KC, F - c0);
+        gemv_job j = v_job(l, c0);
+        if (j.rb >= j.re)
+            return;
         barrier(); // the previous slice is consumed
-        stage(gref(T_KF), c0, n);
-        gemv(lref(l, L_FVAL), F / 8u, c0 / 8u, n / 8u, r0, r1, gref(T_X), 0u, 0u, true);
+        stage(gref(T_KF), c0, min(KC, F - c0));
+        gemv_run(j, c0 == 0u, gref(T_X), 0u, 0u, true);
     }
 }
 
-void phase_head()
+gemv_job head_job()
+{
+    uint r0, r1;
+    my_rows(tab[H_VOCAB], r0, r1);
+    return gemv_job_of(gref(T_HEAD), C / 8u, 0u, C / 8u, r0, r1);
+}
+
+void prefetch_head() { gemv_first(head_job()); }
+
+void run_head()
 {
     float xx[EPT];
     load_x(xx);
@@ -454,11 +588,11 @@ void phase_head()
         if (tid + WG * e < C)
             put_xs(tid + WG * e, xx[e]);
     barrier();
-    uint r0, r1;
-    my_rows(tab[H_VOCAB], r0, r1);
-    gemv(gref(T_HEAD), C / 8u, 0u, C / 8u, r0, r1, gref(T_LOGITS), 0u, 0u, false);
+    gemv_run(head_job(), true, gref(T_LOGITS), 0u, 0u, false);
 }
 
+// Each phase's first weights (and W's state rows) are loaded before the grid barrier that precedes
+// it: they do not depend on the other workgroups, and their latency then hides the barrier's.
 void main()
 {
     tid = gl_LocalInvocationID.x;
@@ -473,25 +607,34 @@ void main()
 #ifdef PROF
     t_mark = clockRealtime2x32EXT().x;
 #endif
+    prefetch_a(0u);
     for (uint l = 0u; l < L; l++) {
-        phase_a(l);
+        run_a(l);
+        prefetch_w(l);
         if (!grid_sync(epoch, 0u))
             return;
-        phase_w(l);
+        run_w(l);
+        prefetch_o(l);
         if (!grid_sync(epoch, 1u))
             return;
-        phase_o(l);
+        run_o(l);
+        prefetch_k(l);
         if (!grid_sync(epoch, 2u))
             return;
-        phase_k(l);
+        run_k(l);
+        prefetch_v(l);
         if (!grid_sync(epoch, 3u))
             return;
-        phase_v(l);
+        run_v(l);
+        if (l + 1u < L)
+            prefetch_a(l + 1u);
+        else if (pc.rows > 0u)
+            prefetch_head();
         if (!grid_sync(epoch, 4u))
             return;
     }
     if (pc.rows > 0u)
-        phase_head();
+        run_head();
     barrier();
     mark(10u);
 }
