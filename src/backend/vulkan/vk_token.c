@@ -232,6 +232,11 @@ rwkv_status vk_token_model_init(const struct rwkv_model *m, struct vk_model *vm,
     }
     vm->token.words = w;
     vm->token.n_words = n;
+    if (d->pipe_stats) { /* RWKV_VK_PIPELINE_STATS=1: registers, spills, shared memory */
+        char stats[512];
+        vk_pipeline_stats(d, vm->token.pipeline, stats, sizeof stats);
+        fprintf(stderr, "rwkv: vulkan: token7 pipeline (C %u, F %u): %s\n", C, F, stats);
+    }
     return RWKV_OK;
 }
 

@@ -258,7 +258,7 @@ void gemv_run2(gemv_job a, gemv_job b, bool has_b, bool loaded)
     uint ra, rb_, na = gemv_rounds(a, ra), nb = has_b ? gemv_rounds(b, rb_) : 0u, n = na + nb;
     if (n == 0u)
         return;
-    if (!loaded)
+    if (!loaded || na == 0u) // (what was loaded ahead is a's: a subgroup may have rows of b only)
         gemv_load(na > 0u ? a : b, 0u, na > 0u ? ra : rb_, q_cur);
     float s[RPI];
     [[unroll]] for (uint i = 0u; i < RPI; i++)
@@ -367,8 +367,8 @@ void run_a(uint l)
 {
     uint j0, j1;
     a_next2(l, 0u, j0, j1);
-    // every input of the prologue loaded at once: x (or the embedding row), the previous token's
-    // layer norm output, the norm's weights and the first two mixes
+    // the prologue's inputs loaded at once: x (or the embedding row), the previous token's layer norm
+    // output, the norm's weights; then the first two mixes
     float xx[EPT], pv[EPT], lw[EPT], lb[EPT], m0[EPT], m1[EPT];
     if (l == 0u) {
         uint eb = tab[gref(T_EMB)], eo = tab[gref(T_EMB) + 1u] * 4u, tok = ck_token(0u);
@@ -386,8 +386,6 @@ void run_a(uint l)
     }
     load_vec(lref(l, L_LN1W), lw);
     load_vec(lref(l, L_LN1B), lb);
-    load_vec(lref(l, L_MIX + a_mix(min(j0, 6u))), m0);
-    load_vec(lref(l, L_MIX + a_mix(min(j1, 6u))), m1);
     if (l == 0u) { // x = LN0(emb[token]), kept by workgroup 0 for the residual
         float w0[EPT], b0[EPT];
         load_vec(gref(T_LN0W), w0);
@@ -406,6 +404,8 @@ void run_a(uint l)
         if (wg == 0u && c < C)
             aset(gref(T_XXA), c, xx[e]);
     }
+    load_vec(lref(l, L_MIX + a_mix(min(j0, 6u))), m0);
+    load_vec(lref(l, L_MIX + a_mix(min(j1, 6u))), m1);
     // the matrices two at a time (usually one pass: a workgroup's rows span one or two of them),
     // their mixes side by side in xs4
     for (bool first = true; j0 < 7u; first = false) {
