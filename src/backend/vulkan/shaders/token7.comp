@@ -226,57 +226,69 @@ gemv_job gemv_out(gemv_job j, uint xo, uint oref, uint off, uint act, bool acc)
 const uint RPI = 2u, UNR = 4u, NQ = RPI * UNR;
 uvec4 q_cur[NQ], q_nxt[NQ];
 
-uint gemv_rounds(gemv_job j, out uint rpr)
+// this subgroup's row groups of job j, and rounds per row
+uint gemv_groups(gemv_job j, out uint rpr)
 {
     rpr = (j.K8 + UNR * SGS - 1u) / (UNR * SGS);
-    uint n = j.re > j.rb + sg ? (j.re - j.rb - sg + NSG * RPI - 1u) / (NSG * RPI) : 0u;
-    return n * rpr;
+    return j.re > j.rb + sg ? (j.re - j.rb - sg + NSG * RPI - 1u) / (NSG * RPI) : 0u;
 }
 
-// round r's blocks into q (rows past the end and blocks past K repeat the last valid ones)
-void gemv_load(gemv_job j, uint r, uint rpr, inout uvec4 q[NQ])
+// round k of row group g into q (rows past the end and blocks past K repeat the last valid ones)
+void gemv_load(gemv_job j, uint g, uint k, inout uvec4 q[NQ])
 {
-    uint g = r / rpr, u0 = (r % rpr) * UNR * SGS;
+    uint u0 = k * UNR * SGS;
     [[unroll]] for (uint i = 0u; i < RPI; i++) {
         uint row = min(j.rb + sg + NSG * (RPI * g + i), j.re - 1u);
         uint base = j.mo + row * j.K8row + j.col8;
-        [[unroll]] for (uint k = 0u; k < UNR; k++)
-            q[i * UNR + k] = mq[j.mb].q[base + min(u0 + lane + k * SGS, j.K8 - 1u)];
+        [[unroll]] for (uint u = 0u; u < UNR; u++)
+            q[i * UNR + u] = mq[j.mb].q[base + min(u0 + lane + u * SGS, j.K8 - 1u)];
     }
 }
 
 void gemv_first(gemv_job j)
 {
     uint rpr;
-    if (gemv_rounds(j, rpr) > 0u)
-        gemv_load(j, 0u, rpr, q_cur);
+    if (gemv_groups(j, rpr) > 0u)
+        gemv_load(j, 0u, 0u, q_cur);
 }
 
-// jobs a then b (nb 0 or 1 of them after a)
+// jobs a then (with has_b) b, one pipeline of rounds
 void gemv_run2(gemv_job a, gemv_job b, bool has_b, bool loaded)
 {
-    uint ra, rb_, na = gemv_rounds(a, ra), nb = has_b ? gemv_rounds(b, rb_) : 0u, n = na + nb;
-    if (n == 0u)
+    uint rpa, rpb, nga = gemv_groups(a, rpa), ngb = has_b ? gemv_groups(b, rpb) : 0u;
+    if (nga + ngb == 0u)
         return;
-    if (!loaded || na == 0u) // (what was loaded ahead is a's: a subgroup may have rows of b only)
-        gemv_load(na > 0u ? a : b, 0u, na > 0u ? ra : rb_, q_cur);
+    bool in_a = nga > 0u;
+    uint g = 0u, k = 0u;
+    if (!loaded || !in_a) // (what was loaded ahead is a's: a subgroup may have rows of b only)
+        gemv_load(in_a ? a : b, 0u, 0u, q_cur);
     float s[RPI];
     [[unroll]] for (uint i = 0u; i < RPI; i++)
         s[i] = 0.0;
-    for (uint r = 0u; r < n; r++) {
-        if (r + 1u < n)
-            gemv_load(r + 1u < na ? a : b, r + 1u < na ? r + 1u : r + 1u - na, r + 1u < na ? ra : rb_, q_nxt);
-        bool in_a = r < na;
-        gemv_job j = in_a ? a : b;
-        uint rpr = in_a ? ra : rb_, rl = in_a ? r : r - na;
-        uint g = rl / rpr, u0 = (rl % rpr) * UNR * SGS;
-        [[unroll]] for (uint k = 0u; k < UNR; k++) {
-            uint u = u0 + lane + k * SGS;
-            if (u < j.K8)
-                [[unroll]] for (uint i = 0u; i < RPI; i++)
-                    s[i] += dot8(q_cur[i * UNR + k], j.xo, u);
+    for (;;) {
+        uint rpr = in_a ? rpa : rpb, ng = in_a ? nga : ngb;
+        // the next round, loaded before this one's sums
+        uint kn = k + 1u, gn = g;
+        bool an = in_a, more = true;
+        if (kn == rpr) {
+            kn = 0u;
+            if (++gn == ng) {
+                gn = 0u;
+                more = an && ngb > 0u;
+                an = false;
+            }
         }
-        if (rl % rpr == rpr - 1u) {
+        if (more)
+            gemv_load(an ? a : b, gn, kn, q_nxt);
+        uint xo = in_a ? a.xo : b.xo, K8 = in_a ? a.K8 : b.K8, u0 = k * UNR * SGS;
+        [[unroll]] for (uint u = 0u; u < UNR; u++) {
+            uint uu = u0 + lane + u * SGS;
+            if (uu < K8)
+                [[unroll]] for (uint i = 0u; i < RPI; i++)
+                    s[i] += dot8(q_cur[i * UNR + u], xo, uu);
+        }
+        if (k == rpr - 1u) {
+            gemv_job j = in_a ? a : b;
             [[unroll]] for (uint i = 0u; i < RPI; i++) {
                 float t = subgroupAdd(s[i]);
                 uint row = j.rb + sg + NSG * (RPI * g + i);
@@ -285,6 +297,11 @@ void gemv_run2(gemv_job a, gemv_job b, bool has_b, bool loaded)
                 s[i] = 0.0;
             }
         }
+        if (!more)
+            break;
+        in_a = an;
+        g = gn;
+        k = kn;
         q_cur = q_nxt;
     }
 }
