@@ -490,40 +490,54 @@ static void compare_steps(struct rwkv_device *vk, struct rwkv_model *mc, struct 
     }
 }
 
-/* The one-dispatch v7 generation step (token7.comp). With RWKV_VK_PERSISTENT=1 one workgroup runs it
- * (its grid barriers pass at once), so lavapipe checks the math: synthetic and trained models, steps
- * with and without logits, the reference cases (those run a token at a time go through it). The GPU's
- * own count of workgroups runs it in the default device's cases. With 1024 workgroups, more than can
- * run at once on an H100/H200, a barrier must give up: the run fails with RWKV_ERR_DEVICE, and the
- * device then runs v7 steps by ops (a CPU device takes only one workgroup). */
+/* The one-dispatch v7 generation step (token7.comp, off by default). With RWKV_VK_PERSISTENT=1 one
+ * workgroup runs it (its grid barriers pass at once), so lavapipe checks the math: synthetic and
+ * trained models, steps with and without logits, the reference cases (those run a token at a time go
+ * through it). On a GPU, =sm (a workgroup per multiprocessor) runs the same. With 1024 workgroups,
+ * more than can run at once on an H100/H200, a barrier must give up: the run fails with
+ * RWKV_ERR_DEVICE, and the device then runs v7 steps by ops (a CPU device takes only one workgroup). */
 static void test_token_step(void)
 {
-    struct rwkv_device *dev = open_with_env("RWKV_VK_PERSISTENT", "1");
-    if (!dev)
-        return;
-    struct rwkv_model *mc = synth_model(g_cpu, ALIGNED_DIMS, 99), *mv = synth_model(dev, ALIGNED_DIMS, 99);
-    if (mc && mv) {
-        compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, "one dispatch, v7 C=128, logits each step");
-        compare_steps(dev, mc, mv, RWKV_OUTPUT_LAST, 9, "one dispatch, v7 C=128, last logits");
+    int cpu_device = strstr(rwkv_device_description(g_vk), " cpu,") != NULL;
+    struct rwkv_model *mc = NULL, *mv = NULL;
+    struct rwkv_device *dev = NULL;
+    static const char *const groups[2] = {"1", "sm"};
+    for (int g = 0; g < 2 - cpu_device; g++) {
+        if (!(dev = open_with_env("RWKV_VK_PERSISTENT", groups[g])))
+            return;
+        char label[96];
+        mc = synth_model(g_cpu, ALIGNED_DIMS, 99);
+        mv = synth_model(dev, ALIGNED_DIMS, 99);
+        if (mc && mv) {
+            snprintf(label, sizeof label, "one dispatch (%s), v7 C=128, logits each step", groups[g]);
+            compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, label);
+            snprintf(label, sizeof label, "one dispatch (%s), v7 C=128, last logits", groups[g]);
+            compare_steps(dev, mc, mv, RWKV_OUTPUT_LAST, 9, label);
+        }
+        rwkv_model_free(mc);
+        rwkv_model_free(mv);
+        mc = load(g_cpu, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+        mv = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
+        if (mc && mv) {
+            snprintf(label, sizeof label, "one dispatch (%s), tiny v7", groups[g]);
+            compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, label);
+        }
+        rwkv_model_free(mv);
+        if (g == 0) { /* a v6 model is not for it: every run goes by ops */
+            struct rwkv_model *c6 = synth_model(g_cpu, &synth_dims[3], 5), *v6 = synth_model(dev, &synth_dims[3], 5);
+            if (c6 && v6)
+                compare_steps(dev, c6, v6, RWKV_OUTPUT_ALL, 0, "one dispatch device, v6 by ops");
+            rwkv_model_free(c6);
+            rwkv_model_free(v6);
+        }
+        tc_run_all_cases(dev, 1e-4, "vulkan one-dispatch step");
+        rwkv_device_free(dev);
+        if (g + 1 < 2 - cpu_device)
+            rwkv_model_free(mc);
     }
-    rwkv_model_free(mc);
-    rwkv_model_free(mv);
-    mc = load(g_cpu, tu_shared("models/tiny-rwkv-7v0-834K.st"));
-    mv = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
-    if (mc && mv)
-        compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, "one dispatch, tiny v7");
-    rwkv_model_free(mv);
-    /* a v6 model is not for it: every run goes by ops */
-    struct rwkv_model *c6 = synth_model(g_cpu, &synth_dims[3], 5), *v6 = synth_model(dev, &synth_dims[3], 5);
-    if (c6 && v6)
-        compare_steps(dev, c6, v6, RWKV_OUTPUT_ALL, 0, "one dispatch device, v6 by ops");
-    rwkv_model_free(c6);
-    rwkv_model_free(v6);
-    tc_run_all_cases(dev, 1e-4, "vulkan one-dispatch step");
-    rwkv_device_free(dev);
 
     /* not on a CPU device (lavapipe): it runs one workgroup at a time and takes 1024 as 1 */
-    if (!mc || strstr(rwkv_device_description(g_vk), " cpu,") || !(dev = open_with_env("RWKV_VK_PERSISTENT", "1024"))) {
+    if (!mc || cpu_device || !(dev = open_with_env("RWKV_VK_PERSISTENT", "1024"))) {
         rwkv_model_free(mc);
         return;
     }
@@ -881,6 +895,14 @@ int main(void)
             compare_cpu(dev, ALIGNED_DIMS, one_modes[i][1], 4);
             rwkv_device_free(dev);
         }
+    }
+    /* generation levels reading the next levels' matrices into the cache (a 1 MB budget: on these
+     * small models every level streams less than the 1 MB that makes it prefetch nothing) */
+    struct rwkv_device *l2 = open_with_env("RWKV_VK_L2_PREFETCH", "1");
+    if (l2) {
+        compare_cpu(l2, ALIGNED_DIMS, "L2 prefetch, v7: ", 4);
+        compare_cpu(l2, &synth_dims[3], "L2 prefetch, v6: ", 4);
+        rwkv_device_free(l2);
     }
     /* one-token FFN values over the transposed matrices, skipping ReLU^2's zeros (chunk 1 runs it) */
     struct rwkv_device *sparse = open_with_env("RWKV_VK_SPARSE_FFN", "1");
