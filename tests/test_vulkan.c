@@ -896,14 +896,6 @@ int main(void)
             rwkv_device_free(dev);
         }
     }
-    /* generation levels reading the next levels' matrices into the cache (a 1 MB budget: on these
-     * small models every level streams less than the 1 MB that makes it prefetch nothing) */
-    struct rwkv_device *l2 = open_with_env("RWKV_VK_L2_PREFETCH", "1");
-    if (l2) {
-        compare_cpu(l2, ALIGNED_DIMS, "L2 prefetch, v7: ", 4);
-        compare_cpu(l2, &synth_dims[3], "L2 prefetch, v6: ", 4);
-        rwkv_device_free(l2);
-    }
     /* one-token FFN values over the transposed matrices, skipping ReLU^2's zeros (chunk 1 runs it) */
     struct rwkv_device *sparse = open_with_env("RWKV_VK_SPARSE_FFN", "1");
     if (sparse) {

@@ -34,7 +34,6 @@ set(RWKV_SHADER_VARIANTS
   "gemm_cm|gemm_cm.comp|"
   "ksum|ksum.comp|"
   "copy|copy.comp|"
-  "prefetch|prefetch.comp|"
   "softmax|softmax.comp|USE_SUBGROUP"
   "softmax_nosg|softmax.comp|"
   "wkv4|wkv4.comp|"

@@ -409,66 +409,6 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     }
 }
 
-/* The weight bytes dispatch i streams when the chunk runs GEMVs: its matrix part's, 0 for other kernels
- * and for MATMULs a WKV7_LORA dispatch performs. */
-static VkDeviceSize streamed(const struct recorder *r, int i)
-{
-    const struct vk_dispatch *dp = &r->vs->disp[i];
-    const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
-    const struct rwkv_op *op = &r->m->program.ops[dp->op];
-    int one = r->chunk->n_tokens == r->chunk->n_seg;
-    if (ok->kernel != VK_K_MATMUL || (one && r->chunk->n_seg <= VK_LORA_MAX_SEG && ok->absorbed_by >= 0))
-        return 0;
-    return r->vm->w[op->w[0]].parts[dp->part].span.size;
-}
-
-/* At the first dispatch (i) of a level that streams no weights (layer norms, WKV7) in a chunk of a few
- * tokens: the matrices of the levels after it read into the L2 cache while it runs, up to
- * d->l2_prefetch bytes, so that their GEMVs find them there (prefetch.comp). Stops before the next
- * level that streams none (it prefetches for itself). */
-static void record_prefetch(struct recorder *r, int i, int n)
-{
-    struct vk_state *vs = r->vs;
-    int level = vs->disp[i].level, j = i;
-    for (; j < n && vs->disp[j].level == level; j++)
-        if (streamed(r, j) > ((VkDeviceSize)1 << 20))
-            return; /* this level streams weights itself */
-    VkDeviceSize budget = r->d->l2_prefetch;
-    int heavy = 0;
-    VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_PREFETCH);
-    for (; j < n; j++) {
-        if (vs->disp[j].level != vs->disp[j - 1].level) { /* a new level: stop at one that streams nothing */
-            VkDeviceSize lv = 0;
-            for (int k = j; k < n && vs->disp[k].level == vs->disp[j].level; k++)
-                lv += streamed(r, k);
-            if (heavy && lv <= ((VkDeviceSize)1 << 20))
-                return;
-        }
-        VkDeviceSize bytes = streamed(r, j);
-        if (!bytes)
-            continue;
-        if (bytes > budget)
-            return;
-        budget -= bytes;
-        heavy = 1;
-        struct vk_push pc = {.width = (uint32_t)(bytes / 16)};
-        uint32_t groups = ceil_div(pc.width, 256 * 4);
-        groups = groups < 4 * VK_KSPLIT_TILES ? groups : 4 * VK_KSPLIT_TILES;
-        if (r->bound != vs->prefetch) {
-            vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vs->prefetch);
-            r->bound = vs->prefetch;
-        }
-        vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &vs->disp[j].set, 0, NULL);
-        vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
-        vkCmdDispatch(r->cb, groups, 1, 1);
-        r->dispatches++;
-        int t = r->prof ? vk_timer_mark(r->cb, &r->prof->timer) : -1;
-        if (t >= 0)
-            snprintf(r->prof->names[t], sizeof r->prof->names[t], "%-12s %.1f MB", vk_kernel_name(VK_K_PREFETCH),
-                     (double)bytes / 1e6);
-    }
-}
-
 /* After the per-output dispatches of logits rows [r0, r0 + n): the probabilities of the rows that
  * asked for them, and the rows into the readback buffer. */
 static void record_logits_tile(struct recorder *r, uint32_t n, uint32_t r0)
@@ -556,15 +496,9 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
         if (chunk->n_out > 0)
             record_logits_tile(&r, 1, 0);
     } else {
-        int i = 0, n = 0;
-        while (n < vs->n_disp && vs->disp[n].op < vs->first_out_op)
-            n++;
-        int prefetch = vs->prefetch && chunk->n_tokens <= VK_GEMV_MAX_T;
-        for (; i < n; i++) {
-            if (prefetch && (i == 0 || vs->disp[i].level != vs->disp[i - 1].level))
-                record_prefetch(&r, i, n);
+        int i = 0;
+        for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
             record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
-        }
         if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
             record_outputs(&r, i);
     }
@@ -722,10 +656,8 @@ static rwkv_status schedule(struct rwkv_state *s, struct rwkv_error *err)
         copy[i] = vs->disp[i];
     }
     qsort(key, (size_t)n, sizeof *key, cmp_sched);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         vs->disp[i] = copy[key[i].pos];
-        vs->disp[i].level = key[i].level;
-    }
 done:
     free(level);
     free(rd);
@@ -751,9 +683,6 @@ rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err)
     for (int o = 0; o < prog->n_ops; o++)
         vs->hook_inside[o] = prog->ops[o].kind == RWKV_OP_HOOK && vm->ok[o].group_end < 0;
     rwkv_status st = schedule(s, err);
-    uint32_t spec[VK_SPEC] = {256};
-    if (!st && d->l2_prefetch && d->lim.max_wg >= 256)
-        st = vk_pipeline_get(d, VK_K_PREFETCH, RWKV_DTYPE_F32, spec, &vs->prefetch, err);
     if (st || !d->profile)
         return st;
     struct vk_prof *p = vs->prof = calloc(1, sizeof *p);

@@ -111,9 +111,6 @@ struct vk_dev {
                              * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
     int wkv7_rows;          /* env RWKV_VK_WKV7_ROWS: 0 never split WKV7 over rows, P > 0 always with P
                              * invocations per row (tests), -1 (default) by segment length and head count */
-    size_t l2_prefetch;     /* env RWKV_VK_L2_PREFETCH=MB: generation levels that stream no weights read up to
-                             * this many bytes of the next levels' matrices into the L2 cache (prefetch.comp);
-                             * default 32 MB on NVIDIA devices of 100+ multiprocessors (40-50 MB of L2), else 0 */
     int token_groups;       /* workgroups of the one-dispatch v7 generation step (token7.comp, vk_token.c):
                              * env RWKV_VK_PERSISTENT=N, or =sm for the multiprocessor count where the device
                              * tells it (NVIDIA); 0 (default): off */
@@ -247,7 +244,6 @@ enum vk_kernel_id {
     VK_K_SOFTMAX, /* probabilities of the logits rows that asked for them (softmax.comp) */
     VK_K_GEMV_SPARSE, /* MATMUL of one token over W^T, skipping zero inputs (gemv_sparse.comp; a variant) */
     VK_K_TOKEN7,  /* a whole v7 generation step of one sequence in one dispatch (token7.comp, vk_token.c) */
-    VK_K_PREFETCH, /* a MATMUL's weight part read into the L2 cache ahead of it (prefetch.comp; its bindings) */
     VK_K_COUNT
 };
 
@@ -425,7 +421,6 @@ struct vk_region {
 struct vk_dispatch {
     int op;
     int part;
-    int level;      /* dependency level (schedule(), vk_exec.c) */
     VkDescriptorSet set;
     VkDescriptorSet set_lora; /* WKV7 with a `lora` variant: that kernel's bindings */
     VkDescriptorSet set_sparse; /* MATMUL with a `sparse` variant: W^T in place of W */
@@ -483,7 +478,6 @@ struct vk_state {
     size_t down_state;         /* where state reads start in `down` (the logits rows come first) */
     struct vk_span scratch;    /* split-K partial sums (scratch.size 0: none) */
     VkPipeline softmax;        /* softmax.comp over the logits buffer, with its set */
-    VkPipeline prefetch;       /* prefetch.comp (d->l2_prefetch), else VK_NULL_HANDLE */
     VkDescriptorSet softmax_set;
     size_t chunk_words;
     VkDescriptorPool desc_pool;

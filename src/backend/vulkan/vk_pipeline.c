@@ -39,7 +39,6 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_SOFTMAX] = {0, 0, 0, 1},
     [VK_K_GEMV_SPARSE] = {1, 2, 0, 0, 4},
     [VK_K_TOKEN7] = {0, 0, 0, 0}, /* its own layout (token_layout_init) */
-    [VK_K_PREFETCH] = {1, 2, 0, 0, 4}, /* the MATMUL's */
 };
 
 static const char *const kernel_names[VK_K_COUNT] = {
@@ -50,7 +49,7 @@ static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
     [VK_K_WKV7_ROWS] = "wkv7-rows", [VK_K_WKV7_NORM] = "wkv7-norm",
     [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",     [VK_K_GEMV_SPARSE] = "gemv-sparse",
-    [VK_K_TOKEN7] = "token7",   [VK_K_PREFETCH] = "prefetch",
+    [VK_K_TOKEN7] = "token7",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -113,7 +112,6 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_SOFTMAX] = {{RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}, {RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}},
     [VK_K_GEMV_SPARSE] = {{RWKV_SPV_gemv_sparse, RWKV_SPV_gemv_sparse}, {NONE_, NONE_}},
     [VK_K_TOKEN7] = {{RWKV_SPV_token7, NONE_}, {NONE_, NONE_}},
-    [VK_K_PREFETCH] = {{RWKV_SPV_prefetch, RWKV_SPV_prefetch}, {RWKV_SPV_prefetch, RWKV_SPV_prefetch}},
 };
 
 static int spv_for(const struct vk_dev *d, int kernel, enum rwkv_dtype dtype)
