@@ -1,12 +1,14 @@
-/* A whole RWKV-7 generation step of one sequence in one dispatch (token7.comp).
+/* A whole RWKV-7 generation step of one sequence in one dispatch (token7.comp), an option.
  *
  * The per-op path runs a v7 layer as 7 dependent stages of dispatches, each costing 4-6 us of launch
  * and barrier on an H100/H200 (PERF.md), against a few microseconds of weights per layer at 0.1b-1.5b.
  * token7.comp instead runs the step in G workgroups, one per multiprocessor, with grid barriers
- * between its 5 phases per layer. It is used for chunks of one token of one sequence (n_tokens ==
- * n_seg == 1, at most one logits row) when:
- *   - the device tells its multiprocessor count (VK_NV_shader_sm_builtins) or RWKV_VK_PERSISTENT=G
- *     sets G (0: off), and has dynamic indexing of buffer arrays and subgroup shuffles;
+ * between its 5 phases per layer. On an H200 it was slower than the per-op path at every size
+ * (PERF.md, session 4), so it is off unless RWKV_VK_PERSISTENT=G (or =sm: the multiprocessor count,
+ * VK_NV_shader_sm_builtins) asks for it. It is used for chunks of one token of one sequence
+ * (n_tokens == n_seg == 1, at most one logits row) when:
+ *   - the device has dynamic indexing of buffer arrays and subgroup shuffles (a CPU device: G = 1,
+ *     since it runs workgroups one after another);
  *   - the model is v7 with 64-wide heads, F16 matrices each in one part, in at most
  *     VK_TOKEN_MODEL_BLOCKS blocks (VK_TOKEN_MODEL_BLOCKS_BIG where the device binds 64+ buffers per
  *     stage), and its sizes fit the kernel's shared memory;

@@ -1,9 +1,9 @@
 #version 450
-// One generation step of an RWKV-7 model for one sequence (a chunk of one token) in one dispatch.
-// G workgroups, at most one per multiprocessor, run the whole layer program phase after phase and
-// wait for each other at grid barriers (a counter in memory) where the per-op kernels would end one
-// dispatch and start the next: such a barrier costs about a microsecond, a dependent dispatch 4-6
-// (PERF.md). A layer has five phases:
+// One generation step of an RWKV-7 model for one sequence (a chunk of one token) in one dispatch
+// (RWKV_VK_PERSISTENT; off by default: on an H200 it is 5-25 % slower than the per-op dispatches,
+// PERF.md). G workgroups, at most one per multiprocessor, run the whole layer program phase after
+// phase and wait for each other at grid barriers (a counter in memory) where the per-op kernels end
+// one dispatch and start the next. A layer has five phases (the per-op path: seven stages):
 //   A  layer norm 1 (each workgroup for itself), the six mixes with the previous token, and the
 //      projections r, k, v and the LoRA down-projections (w1 then tanh, a1, g1 then sigmoid, v1)
 //   W  per head: the LoRA up-projections, WKV7, GroupNorm, bonus and gate (wkv7_one.comp's math);
@@ -13,7 +13,10 @@
 //   V  x += W_value k (in slices of K that fit shared memory, added in order); the FFN shift state
 // then the head (layer norm out, the logits) when the chunk asks for its row. Workgroups take
 // contiguous ranges of each phase's matrix rows, so that each stages few input vectors in shared
-// memory; a subgroup reduces a row (16-byte F16 loads, two rows at a time).
+// memory; a subgroup reduces a row (16-byte F16 loads, two rows at a time). Measured on an H200
+// (RWKV_VK_PROFILE=2 times the phases of workgroup 0): a grid barrier costs about 2 us of waiting, and
+// each phase's prologue and its one workgroup of 8 warps per multiprocessor (255 registers) stream
+// weights more slowly than the thousands of workgroups of the per-op GEMVs.
 //
 // Vulkan does not promise that the workgroups of a dispatch run at once. The host uses this kernel
 // only with at most as many workgroups as the device has multiprocessors (NVIDIA tells their count),
