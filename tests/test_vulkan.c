@@ -896,6 +896,13 @@ int main(void)
             rwkv_device_free(dev);
         }
     }
+    /* chunks of one token with the layer norms in their own dispatches (the default folds them into
+     * the GEMVs that read them: every v7 model at chunk 1 above) */
+    struct rwkv_device *nofuse = open_with_env("RWKV_VK_MIX_FUSE", "0");
+    if (nofuse) {
+        compare_cpu(nofuse, ALIGNED_DIMS, "layer norms not folded: ", 4);
+        rwkv_device_free(nofuse);
+    }
     /* one-token FFN values over the transposed matrices, skipping ReLU^2's zeros (chunk 1 runs it) */
     struct rwkv_device *sparse = open_with_env("RWKV_VK_SPARSE_FFN", "1");
     if (sparse) {

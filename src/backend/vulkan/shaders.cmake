@@ -28,6 +28,8 @@ set(RWKV_SHADER_VARIANTS
   "matmul_f32_nosg|matmul.comp|"
   "gemv_f16|gemv.comp|W_F16"
   "gemv_f32|gemv.comp|"
+  "gemv_mix_f16|gemv.comp|W_F16,MIX"
+  "gemv_mix_f32|gemv.comp|MIX"
   "gemv_sparse|gemv_sparse.comp|"
   "gemm_f16|gemm.comp|W_F16"
   "gemm_f32|gemm.comp|"

@@ -273,6 +273,7 @@ static rwkv_status plan_groups(const struct rwkv_model *m, struct vk_model *vm, 
         ok->group_end = o;
         ok->shift_op = -1;
         ok->absorbed_by = -1;
+        ok->mix_src = -1;
         for (int j = 0; j < VK_MIX_MAX; j++)
             ok->lerp_op[j] = -1;
     }
@@ -629,6 +630,8 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
         }
         if (!vk_kernel_available(d, kernel, dt) || ((kernel == VK_K_GEMV || kernel == VK_K_GEMM_CM) && !aligned))
             continue;
+        if (v == VK_MM_GEMV1)
+            memcpy(ok->gemv_spec, spec, sizeof ok->gemv_spec);
         rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
         if (!st && kernel == VK_K_GEMM_CM && v != VK_MM_CM_BIG && d->ksplit != 0) { /* vk_exec.c's ksplit_parts */
             spec[5] |= 8;
@@ -680,6 +683,79 @@ static rwkv_status wkv7_rows_pipelines(struct vk_dev *d, const struct rwkv_op *o
         ok->rows = VK_NULL_HANDLE;
     ok->rows_p = P;
     return st;
+}
+
+/* ---- one-token chunks: a NORMMIX folded into the GEMVs that read it (gemv.comp MIX) ---- */
+
+/* For NORMMIX op g (v7, with its one-token variant and shift): every op after the group reading the
+ * norm's output, the shift's or a LERP's before it is written again must be a MATMUL of a whole LERP
+ * output with a one-token GEMV, K <= 8192; then chunks of one token skip g's dispatch (a stage of
+ * about 6 us on an H200) and those GEMVs make their inputs themselves, the first also writing the
+ * norm's output, which a SHIFT dispatch stores in the state after them. */
+static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, int g,
+                                 struct rwkv_error *err)
+{
+    const struct rwkv_program *p = &m->program;
+    struct vk_op_kernel *ok = &vm->ok[g];
+    int C = p->ops[g].out.width, shift = ok->shift_op;
+    size_t shared = (size_t)C * 4 + 2 * 4 * (size_t)d->lim.max_wg;
+    if (!d->mix_fuse || m->info.arch != RWKV_ARCH_V7 || !ok->one || shift < 0 || C % 8 || C > 8192 ||
+        shared > d->lim.max_shared || !vk_kernel_available(d, VK_K_GEMV_MIX, RWKV_DTYPE_F32))
+        return RWKV_OK;
+    int buf[2 + VK_MIX_MAX], live[2 + VK_MIX_MAX], n = 2;
+    buf[0] = p->ops[g].out.buf;
+    buf[1] = p->ops[shift].out.buf;
+    for (int j = 0; j < VK_MIX_MAX && ok->lerp_op[j] >= 0; j++)
+        buf[n++] = p->ops[ok->lerp_op[j]].out.buf;
+    for (int b = 0; b < n; b++)
+        live[b] = 1;
+    enum { MAX_CONSUMERS = 16 };
+    int cons[MAX_CONSUMERS], cj[MAX_CONSUMERS], nc = 0;
+    for (int o = ok->group_end + 1; o < p->n_ops; o++) {
+        const struct rwkv_op *op = &p->ops[o];
+        const struct vk_op_kernel *ko = &vm->ok[o];
+        if (op->kind == RWKV_OP_HOOK) /* hooked chunks run by ops */
+            continue;
+        for (int b = 0; b < n; b++) { /* every op, absorbed ones too: their reads and writes count */
+            int reads = 0;
+            for (int i = 0; i < RWKV_OP_MAX_IN; i++)
+                reads |= live[b] && op->in[i].buf == buf[b];
+            if (!reads)
+                continue;
+            if (b < 2 || op->kind != RWKV_OP_MATMUL || ko->kernel != VK_K_MATMUL || ko->group_end < 0 ||
+                !ko->mm[VK_MM_GEMV1] ||
+                !same_view(op->in[0], p->ops[ok->lerp_op[b - 2]].out) || op->in[0].width != C || nc == MAX_CONSUMERS)
+                return RWKV_OK;
+            cons[nc] = o;
+            cj[nc++] = b - 2;
+        }
+        for (int b = 0; b < n; b++)
+            if (op->out.buf == buf[b] || (ko->lerp_op[0] >= 0 && p->ops[ko->lerp_op[0]].out.buf == buf[b]))
+                live[b] = 0;
+    }
+    uint32_t spec[VK_SPEC] = {VK_WG_ROWS};
+    VkPipeline store = VK_NULL_HANDLE, mix[MAX_CONSUMERS];
+    rwkv_status st = nc ? optional_pipeline(d, VK_K_SHIFT, RWKV_DTYPE_F32, spec, &store, err) : RWKV_OK;
+    for (int i = 0; i < nc && !st && store; i++) {
+        memcpy(spec, vm->ok[cons[i]].gemv_spec, sizeof spec);
+        spec[4] = (uint32_t)C;
+        st = optional_pipeline(d, VK_K_GEMV_MIX, vm->w[p->ops[cons[i]].w[0]].dtype, spec, &mix[i], err);
+        if (!st && !mix[i])
+            store = VK_NULL_HANDLE; /* all or none */
+    }
+    if (st || !nc || !store)
+        return st;
+    ok->mix_fused = 1;
+    ok->shift_store = store;
+    ok->mix_dispatches = 0;
+    for (int i = 0; i < nc; i++) {
+        ok->mix_dispatches += vm->ok[cons[i]].n_parts;
+        vm->ok[cons[i]].gemv_mix = mix[i];
+        vm->ok[cons[i]].mix_src = g;
+        vm->ok[cons[i]].mix_j = cj[i];
+        vm->ok[cons[i]].mix_xx = i == 0;
+    }
+    return RWKV_OK;
 }
 
 static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err)
@@ -755,6 +831,12 @@ static rwkv_status op_kernels(struct vk_dev *d, const struct rwkv_model *m, stru
         if ((st = vk_pipeline_get(d, ok->kernel, dt, spec, &ok->pipeline, err)))
             return st;
     }
+    for (int o = 0; o < m->program.n_ops; o++) /* after every MATMUL has its variants */
+        if (vm->ok[o].kernel == VK_K_NORMMIX) {
+            rwkv_status st = plan_mix_fuse(d, m, vm, o, err);
+            if (st)
+                return st;
+        }
     return RWKV_OK;
 }
 
@@ -1061,6 +1143,32 @@ static int lora_bindings(const struct rwkv_model *m, const struct vk_state *vs, 
     return n;
 }
 
+/* gemv.comp MIX's bindings for MATMUL op o (its own, with x for the LERP output, then the NORMMIX
+ * group's parameters, the shift state, the chunk table, the norm's output); or, for NORMMIX op o,
+ * its SHIFT's (the store after the consumers: out, in0, state, chunk). */
+static int fused_bindings(const struct rwkv_model *m, const struct vk_state *vs, int o, int part,
+                          VkDescriptorBufferInfo *info)
+{
+    const struct vk_model *vm = (const struct vk_model *)m->backend;
+    const struct rwkv_program *p = &m->program;
+    const struct vk_dev *d = m->device->priv;
+    if (vm->ok[o].kernel == VK_K_NORMMIX) {
+        const struct rwkv_op *sh = &p->ops[vm->ok[o].shift_op];
+        info[0] = buf_info(vs, sh->out.buf, d);
+        info[1] = buf_info(vs, sh->in[0].buf, d);
+        info[2] = vk_span_info(&vs->act, vs->regions[vs->op_region[vm->ok[o].shift_op]].span);
+        info[3] = vk_span_info(vk_table_pool(vs), vs->chunk);
+        return 4;
+    }
+    int g = vm->ok[o].mix_src, n = op_bindings(m, vs, o, part, info);
+    info[1] = buf_info(vs, p->ops[g].in[0].buf, d);
+    info[n++] = vk_span_info(&vm->pool, vm->ok[g].params);
+    info[n++] = vk_span_info(&vs->act, vs->regions[vs->op_region[vm->ok[g].shift_op]].span);
+    info[n++] = vk_span_info(vk_table_pool(vs), vs->chunk);
+    info[n++] = buf_info(vs, p->ops[g].out.buf, d);
+    return n;
+}
+
 static rwkv_status alloc_set(struct vk_dev *d, struct vk_state *vs, int kernel, const VkDescriptorBufferInfo *info,
                              int n, VkDescriptorSet *set, struct rwkv_error *err)
 {
@@ -1096,6 +1204,10 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
                 n_desc += (uint32_t)vk_kernel_bindings(VK_K_GEMV_SPARSE);
                 n_sets++;
             }
+            if (vm->ok[o].gemv_mix || vm->ok[o].mix_fused) { /* per part */
+                n_desc += (uint32_t)(vm->ok[o].n_parts * vk_kernel_bindings(vm->ok[o].gemv_mix ? VK_K_GEMV_MIX : VK_K_SHIFT));
+                n_sets += vm->ok[o].n_parts;
+            }
         }
     n_sets += n_disp + 1; /* and the softmax's */
     n_desc += (uint32_t)vk_kernel_bindings(VK_K_SOFTMAX);
@@ -1122,6 +1234,9 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
                 info[2] = vk_span_info(&vm->pool, vm->ok[o].wt);
                 st = alloc_set(d, vs, VK_K_GEMV_SPARSE, info, n, &dp->set_sparse, err);
             }
+            if (!st && (vm->ok[o].gemv_mix || vm->ok[o].mix_fused))
+                st = alloc_set(d, vs, vm->ok[o].gemv_mix ? VK_K_GEMV_MIX : VK_K_SHIFT, info,
+                               fused_bindings(m, vs, o, part, info), &dp->set_mix, err);
             if (st)
                 return st;
             dp->op = o;

@@ -16,7 +16,7 @@
  * could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for up to N microseconds
  * before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before
  * every dispatch (to measure what overlapping them gains); RWKV_VK_ONE_TOKEN, RWKV_VK_KSPLIT,
- * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PERSISTENT, RWKV_VK_PIPELINE_STATS and the GEMV ones:
+ * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PERSISTENT, RWKV_VK_MIX_FUSE, RWKV_VK_PIPELINE_STATS and the GEMV ones:
  * see vk_internal.h's struct vk_dev. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
@@ -638,6 +638,8 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
         d->ksplit = VK_KSPLIT_MAX;
     const char *wr = getenv("RWKV_VK_WKV7_ROWS");
     d->wkv7_rows = wr && *wr ? atoi(wr) : -1;
+    const char *mf = getenv("RWKV_VK_MIX_FUSE");
+    d->mix_fuse = !(mf && strcmp(mf, "0") == 0);
     const char *tk = getenv("RWKV_VK_PERSISTENT");
     /* off by default: on an H200 it was slower than the dispatches (PERF.md); "sm": one per multiprocessor */
     d->token_groups = !tk || !*tk ? 0 : !strcmp(tk, "sm") ? (int)d->feat.sm_count : atoi(tk);

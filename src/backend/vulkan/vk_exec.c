@@ -57,6 +57,9 @@ struct recorder {
     int barriers, dispatches;
     int scratch_read;       /* a split-K sum reads the scratch since the last barrier */
     int hooked;             /* a chunk run in pieces for hooks: no op absorbed into WKV7 */
+    int pending_shift;      /* a NORMMIX folded into its consumers whose SHIFT store waits for the first
+                             * barrier after them (they read the state it overwrites), or -1... */
+    int pending_left;       /* ...and how many of their dispatches are still to be recorded */
 };
 
 static uint64_t buf_bit(int buf)
@@ -100,8 +103,50 @@ static void group_masks(const struct rwkv_model *m, int o, uint64_t *rd, uint64_
     }
 }
 
+static void barrier_now(struct recorder *r)
+{
+    compute_barrier(r->cb);
+    r->barriers++;
+    r->read = r->written = 0;
+    r->scratch_read = 0;
+}
+
+static void fill_push(const struct recorder *r, int o, int part, uint32_t rows, uint32_t out_base, struct vk_push *pc);
+static uint32_t ceil_div(uint32_t a, uint32_t b);
+static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_push *pc);
+
+/* The SHIFT of a NORMMIX folded into its consumers (vk_op_kernel.mix_fused): the state gets the norm's
+ * output (which the first consumer wrote) once every consumer has read the state; right after a
+ * barrier. */
+static void record_shift_store(struct recorder *r)
+{
+    const struct vk_op_kernel *ok = &r->vm->ok[r->pending_shift];
+    const struct vk_dispatch *dp = NULL;
+    for (int i = 0; i < r->vs->n_disp && !dp; i++)
+        if (r->vs->disp[i].op == r->pending_shift)
+            dp = &r->vs->disp[i];
+    int s = ok->shift_op;
+    r->pending_shift = -1;
+    struct vk_push pc;
+    fill_push(r, s, 0, (uint32_t)r->chunk->n_tokens, 0, &pc);
+    VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SHIFT);
+    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->shift_store);
+    r->bound = ok->shift_store;
+    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &dp->set_mix, 0, NULL);
+    vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
+    vkCmdDispatch(r->cb, ceil_div(pc.width, VK_WG_ROWS), pc.rows, 1);
+    r->dispatches++;
+    if (r->prof)
+        prof_mark(r, VK_K_SHIFT, s, &pc);
+    const struct rwkv_op *op = &r->m->program.ops[s];
+    r->read |= (uint64_t)1 << op->in[0].buf;
+    r->written |= (uint64_t)1 << op->out.buf;
+}
+
 /* A barrier before op `o` when it depends on (or overwrites) what earlier unsynchronised ops touched;
- * `extra` adds buffers the dispatch reads beyond the op's own (a variant absorbing other ops). */
+ * `extra` adds buffers the dispatch reads beyond the op's own (a variant absorbing other ops). A
+ * pending SHIFT store goes right after a barrier (and another barrier follows where op `o` touches
+ * what it does). */
 static void hazard(struct recorder *r, int o, uint64_t extra)
 {
     if (o == r->last_op)
@@ -111,10 +156,12 @@ static void hazard(struct recorder *r, int o, uint64_t extra)
     group_masks(r->m, o, &rd, &wr);
     rd |= extra;
     if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
-        compute_barrier(r->cb);
-        r->barriers++;
-        r->read = r->written = 0;
-        r->scratch_read = 0;
+        barrier_now(r);
+        if (r->pending_shift >= 0 && r->pending_left == 0) {
+            record_shift_store(r);
+            if (((rd | wr) & r->written) || (wr & r->read))
+                barrier_now(r);
+        }
     }
     r->read |= rd;
     r->written |= wr;
@@ -343,8 +390,14 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
     int one = r->chunk->n_tokens == r->chunk->n_seg; /* every segment one token */
     int lora = one && r->chunk->n_seg <= VK_LORA_MAX_SEG && !r->hooked;
+    int t1 = r->chunk->n_tokens == 1 && !r->hooked;
     if (lora && ok->absorbed_by >= 0)
         return; /* the WKV7_LORA dispatch performs it */
+    if (t1 && ok->mix_fused) { /* its consumers make their inputs; its SHIFT store waits (hazard) */
+        r->pending_shift = dp->op;
+        r->pending_left = ok->mix_dispatches;
+        return;
+    }
     struct vk_push pc;
     fill_push(r, dp->op, dp->part, rows, out_base, &pc);
     int kernel = ok->kernel, variant = 0;
@@ -355,6 +408,24 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         kernel = VK_K_GEMV_SPARSE;
         pipe = ok->sparse;
         set = dp->set_sparse;
+    } else if (kernel == VK_K_MATMUL && t1 && ok->gemv_mix) { /* its input from the NORMMIX it replaces */
+        const struct rwkv_program *p = &r->m->program;
+        const struct vk_op_kernel *g = &r->vm->ok[ok->mix_src];
+        const struct rwkv_op *ln = &p->ops[ok->mix_src];
+        kernel = VK_K_GEMV_MIX;
+        variant = VK_MM_GEMV1;
+        pipe = ok->gemv_mix;
+        set = dp->set_mix;
+        extra = (uint64_t)1 << ln->in[0].buf;
+        pc.in_col[0] = (uint32_t)ln->in[0].col;
+        pc.in_stride[0] = (uint32_t)p->buffers[ln->in[0].buf].width;
+        pc.in_col[4] = (uint32_t)ln->out.col;
+        pc.in_stride[4] = (uint32_t)p->buffers[ln->out.buf].width;
+        pc.heads = (uint32_t)ok->mix_j | (g->mix_flags >> (8 + ok->mix_j) & 1u) << 8 | (uint32_t)ok->mix_xx << 16;
+        pc.eps = ln->eps;
+        int reg = r->vs->op_region[g->shift_op];
+        pc.state_stride = (uint32_t)r->vs->regions[reg].floats;
+        pc.state_off = (uint32_t)(p->ops[g->shift_op].state_off - r->vs->regions[reg].start);
     } else if (kernel == VK_K_MATMUL) {
         variant = mm_variant(r->d, ok, rows, pc.nrows);
         kernel = mm_kernel(variant);
@@ -375,7 +446,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         pipe = ok->rows;
     }
     uint32_t g[3];
-    group_counts(r->d, ok, kernel, variant, &pc, g);
+    group_counts(r->d, ok, kernel == VK_K_GEMV_MIX ? VK_K_GEMV : kernel, variant, &pc, g);
     uint32_t parts = kernel == VK_K_GEMM_CM ? ksplit_parts(r, ok, &pc, g, variant) : 1;
     if (parts > 1 && r->scratch_read) { /* the scratch is still being read by an earlier sum */
         compute_barrier(r->cb);
@@ -384,13 +455,16 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         r->scratch_read = 0;
     }
     hazard(r, dp->op, extra);
+    if (kernel == VK_K_GEMV_MIX && ok->mix_src == r->pending_shift)
+        r->pending_left--;
     if (kernel == VK_K_GEMM_CM) { /* a MATMUL has no state: the field carries the parts */
         pc.state_stride = parts;
         g[2] = parts;
         if (parts > 1)
             pipe = ok->mm_split[variant];
     }
-    VkPipelineLayout layout = vk_pipeline_layout(r->d, kernel == VK_K_WKV7_LORA ? kernel : ok->kernel);
+    VkPipelineLayout layout =
+        vk_pipeline_layout(r->d, kernel == VK_K_WKV7_LORA || kernel == VK_K_GEMV_MIX ? kernel : ok->kernel);
     if (pipe != r->bound) {
         vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
         r->bound = pipe;
@@ -476,7 +550,7 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     rwkv_status st = vk_cmd_begin(d, c, err);
     if (st)
         return st;
-    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
+    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk, .pending_shift = -1,
                          .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL};
     if (vs->prof)
         vk_timer_reset(c->cb, &vs->prof->timer);
@@ -499,6 +573,10 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
         int i = 0;
         for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
             record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
+        if (r.pending_shift >= 0) { /* after the consumers of the last layer norm */
+            barrier_now(&r);
+            record_shift_store(&r);
+        }
         if (chunk->n_out > 0) /* no logits requested: the head is skipped, as on the CPU */
             record_outputs(&r, i);
     }
@@ -838,7 +916,7 @@ static rwkv_status run_hooked(struct rwkv_state *s, const struct rwkv_chunk *chu
     rwkv_status st = vs->hook_cmd.pool ? RWKV_OK : vk_cmd_init(d, &vs->hook_cmd, err);
     if (st || (st = hook_buffers(s, d, vs, chunk, err)) || (st = vk_cmd_begin(d, &vs->hook_cmd, err)))
         return st;
-    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
+    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk, .pending_shift = -1,
                          .cb = vs->hook_cmd.cb, .last_op = -1, .hooked = 1};
     if (!vs->table.n_blocks) { /* the table goes up by a copy */
         VkBufferCopy cp = {0, vs->chunk.offset, words * 4};

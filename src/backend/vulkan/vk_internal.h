@@ -106,6 +106,8 @@ struct vk_dev {
     int serial;             /* env RWKV_VK_SERIAL=1: a barrier before every dispatch (measurements) */
     int sparse_ffn;         /* env RWKV_VK_SPARSE_FFN=1: one-token FFN value MATMULs skip the zero inputs of
                              * ReLU^2 (a transposed copy of those matrices: +1/6 of a v7 model's memory) */
+    int mix_fuse;           /* env RWKV_VK_MIX_FUSE=0 turns off: chunks of one token skip NORMMIX, its consumers
+                             * make their inputs (GEMV_MIX), the shift state is stored after them */
     int pipe_stats;         /* env RWKV_VK_PIPELINE_STATS=1 and the driver has them: pipelines keep statistics */
     int wkv7_one;           /* one-token kernels (WKV7, normmix): 2 with the LoRA fusion, 1 without
                              * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
@@ -243,6 +245,7 @@ enum vk_kernel_id {
     VK_K_COPY,    /* the copy-bandwidth yardstick: out = in, uvec4 at a time */
     VK_K_SOFTMAX, /* probabilities of the logits rows that asked for them (softmax.comp) */
     VK_K_GEMV_SPARSE, /* MATMUL of one token over W^T, skipping zero inputs (gemv_sparse.comp; a variant) */
+    VK_K_GEMV_MIX, /* GEMV of one token making its input: NORMMIX's norm and one mix (gemv.comp MIX; a variant) */
     VK_K_TOKEN7,  /* a whole v7 generation step of one sequence in one dispatch (token7.comp, vk_token.c) */
     VK_K_COUNT
 };
@@ -391,6 +394,14 @@ struct vk_op_kernel {
     int shift_op, lerp_op[VK_MIX_MAX];
     uint32_t mix_flags;
     struct vk_span params;
+    /* chunks of one token (d->mix_fuse): NORMMIX with `mix_fused` is not dispatched; each MATMUL reading
+     * one of its LERPs (mix_src: the NORMMIX op, mix_j: which) makes that input itself (gemv_mix); the
+     * first of them (mix_xx) also writes the norm's output, which a SHIFT dispatch (shift_store) then
+     * stores in the state once they all ran */
+    int mix_fused, mix_src, mix_j, mix_xx;
+    int mix_dispatches;  /* NORMMIX with `mix_fused`: its consumers' dispatches (the store waits for them) */
+    VkPipeline gemv_mix, shift_store;
+    uint32_t gemv_spec[VK_SPEC]; /* MATMUL: the spec constants of its one-token GEMV */
 };
 
 /* token7.comp (vk_token.c): the table's words, those of the state left 0 until a state fills them */
@@ -424,6 +435,7 @@ struct vk_dispatch {
     VkDescriptorSet set;
     VkDescriptorSet set_lora; /* WKV7 with a `lora` variant: that kernel's bindings */
     VkDescriptorSet set_sparse; /* MATMUL with a `sparse` variant: W^T in place of W */
+    VkDescriptorSet set_mix;    /* MATMUL with `gemv_mix`: its bindings; NORMMIX with `mix_fused`: the SHIFT's */
 };
 
 /* A recorded chunk: replayed while chunks keep its shape (tokens, segments, logits rows), since

@@ -38,6 +38,7 @@ const struct vk_kernel_desc vk_kernels[VK_K_COUNT] = {
     [VK_K_COPY] = {1, 0, 0, 0},
     [VK_K_SOFTMAX] = {0, 0, 0, 1},
     [VK_K_GEMV_SPARSE] = {1, 2, 0, 0, 4},
+    [VK_K_GEMV_MIX] = {1, 2, 0, 0, 8}, /* the MATMUL's, then 8 params, 9 state, 10 chunk, 11 xx */
     [VK_K_TOKEN7] = {0, 0, 0, 0}, /* its own layout (token_layout_init) */
 };
 
@@ -49,7 +50,7 @@ static const char *const kernel_names[VK_K_COUNT] = {
     [VK_K_WKV7] = "wkv7",       [VK_K_WKV7_ONE] = "wkv7-one", [VK_K_WKV7_LORA] = "wkv7-lora",
     [VK_K_WKV7_ROWS] = "wkv7-rows", [VK_K_WKV7_NORM] = "wkv7-norm",
     [VK_K_COPY] = "copy",       [VK_K_SOFTMAX] = "softmax",     [VK_K_GEMV_SPARSE] = "gemv-sparse",
-    [VK_K_TOKEN7] = "token7",
+    [VK_K_GEMV_MIX] = "gemv-mix",  [VK_K_TOKEN7] = "token7",
 };
 
 const char *vk_kernel_name(int kernel)
@@ -111,6 +112,7 @@ static const int spv_of[VK_K_COUNT][2][2] = {
     [VK_K_COPY] = {{RWKV_SPV_copy, RWKV_SPV_copy}, {RWKV_SPV_copy, RWKV_SPV_copy}},
     [VK_K_SOFTMAX] = {{RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}, {RWKV_SPV_softmax, RWKV_SPV_softmax_nosg}},
     [VK_K_GEMV_SPARSE] = {{RWKV_SPV_gemv_sparse, RWKV_SPV_gemv_sparse}, {NONE_, NONE_}},
+    [VK_K_GEMV_MIX] = {{RWKV_SPV_gemv_mix_f16, NONE_}, {RWKV_SPV_gemv_mix_f32, NONE_}},
     [VK_K_TOKEN7] = {{RWKV_SPV_token7, NONE_}, {NONE_, NONE_}},
 };
 
