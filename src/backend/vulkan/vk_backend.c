@@ -698,7 +698,7 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     const struct rwkv_program *p = &m->program;
     struct vk_op_kernel *ok = &vm->ok[g];
     int C = p->ops[g].out.width, shift = ok->shift_op;
-    size_t shared = (size_t)C * 4 + 2 * 4 * (size_t)d->lim.max_wg;
+    size_t shared = (size_t)C * 4 + 2 * 4 * 1024;
     if (!d->mix_fuse || m->info.arch != RWKV_ARCH_V7 || !ok->one || shift < 0 || C % 8 || C > 8192 ||
         shared > d->lim.max_shared || !vk_kernel_available(d, VK_K_GEMV_MIX, RWKV_DTYPE_F32))
         return RWKV_OK;
@@ -736,9 +736,13 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     uint32_t spec[VK_SPEC] = {VK_WG_ROWS};
     VkPipeline store = VK_NULL_HANDLE, mix[MAX_CONSUMERS];
     rwkv_status st = nc ? optional_pipeline(d, VK_K_SHIFT, RWKV_DTYPE_F32, spec, &store, err) : RWKV_OK;
+    /* few large workgroups, each making the input once and walking many blocks of rows: a subgroup
+     * per row, the largest workgroups the device allows (up to 1024), two per multiprocessor */
+    uint32_t sgs = d->feat.subgroup_size ? d->feat.subgroup_size : 32, wg = d->lim.max_wg < 1024 ? d->lim.max_wg : 1024;
+    wg = wg / sgs * sgs;
     for (int i = 0; i < nc && !st && store; i++) {
-        memcpy(spec, vm->ok[cons[i]].gemv_spec, sizeof spec);
-        spec[4] = (uint32_t)C;
+        uint32_t ms[VK_SPEC] = {wg, wg / sgs, 1, 4, (uint32_t)C};
+        memcpy(spec, ms, sizeof spec);
         st = optional_pipeline(d, VK_K_GEMV_MIX, vm->w[p->ops[cons[i]].w[0]].dtype, spec, &mix[i], err);
         if (!st && !mix[i])
             store = VK_NULL_HANDLE; /* all or none */
@@ -750,6 +754,8 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     ok->mix_dispatches = 0;
     for (int i = 0; i < nc; i++) {
         ok->mix_dispatches += vm->ok[cons[i]].n_parts;
+        vm->ok[cons[i]].mix_rows = wg / sgs;
+        vm->ok[cons[i]].mix_groups = d->feat.sm_count ? 2 * d->feat.sm_count : 128;
         vm->ok[cons[i]].gemv_mix = mix[i];
         vm->ok[cons[i]].mix_src = g;
         vm->ok[cons[i]].mix_j = cj[i];

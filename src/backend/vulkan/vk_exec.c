@@ -446,7 +446,11 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         pipe = ok->rows;
     }
     uint32_t g[3];
-    group_counts(r->d, ok, kernel == VK_K_GEMV_MIX ? VK_K_GEMV : kernel, variant, &pc, g);
+    group_counts(r->d, ok, kernel, variant, &pc, g);
+    if (kernel == VK_K_GEMV_MIX) { /* each workgroup makes the input once, then walks blocks of rows */
+        g[0] = ceil_div(pc.nrows, ok->mix_rows);
+        g[0] = g[0] < ok->mix_groups ? g[0] : ok->mix_groups;
+    }
     uint32_t parts = kernel == VK_K_GEMM_CM ? ksplit_parts(r, ok, &pc, g, variant) : 1;
     if (parts > 1 && r->scratch_read) { /* the scratch is still being read by an earlier sum */
         compute_barrier(r->cb);

@@ -400,6 +400,7 @@ struct vk_op_kernel {
      * stores in the state once they all ran */
     int mix_fused, mix_src, mix_j, mix_xx;
     int mix_dispatches;  /* NORMMIX with `mix_fused`: its consumers' dispatches (the store waits for them) */
+    uint32_t mix_rows, mix_groups; /* MATMUL with gemv_mix: rows per workgroup (a subgroup each), workgroups */
     VkPipeline gemv_mix, shift_store;
     uint32_t gemv_spec[VK_SPEC]; /* MATMUL: the spec constants of its one-token GEMV */
 };
