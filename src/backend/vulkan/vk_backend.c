@@ -738,8 +738,11 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     rwkv_status st = nc ? optional_pipeline(d, VK_K_SHIFT, RWKV_DTYPE_F32, spec, &store, err) : RWKV_OK;
     /* few large workgroups, each making the input once and walking many blocks of rows: a subgroup
      * per row, the largest workgroups the device allows (up to 1024), two per multiprocessor */
-    uint32_t sgs = d->feat.subgroup_size ? d->feat.subgroup_size : 32, wg = d->lim.max_wg < 1024 ? d->lim.max_wg : 1024;
-    wg = wg / sgs * sgs;
+    uint32_t sgs = d->feat.subgroup_size ? d->feat.subgroup_size : 32, wg = d->mix_wg > 0 ? (uint32_t)d->mix_wg : 1024;
+    wg = (wg < d->lim.max_wg ? wg : d->lim.max_wg) / sgs * sgs;
+    uint32_t per_sm = d->mix_per_sm > 0 ? (uint32_t)d->mix_per_sm : 2;
+    if (!wg)
+        return RWKV_OK;
     for (int i = 0; i < nc && !st && store; i++) {
         uint32_t ms[VK_SPEC] = {wg, wg / sgs, 1, 4, (uint32_t)C};
         memcpy(spec, ms, sizeof spec);
@@ -755,7 +758,7 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     for (int i = 0; i < nc; i++) {
         ok->mix_dispatches += vm->ok[cons[i]].n_parts;
         vm->ok[cons[i]].mix_rows = wg / sgs;
-        vm->ok[cons[i]].mix_groups = d->feat.sm_count ? 2 * d->feat.sm_count : 128;
+        vm->ok[cons[i]].mix_groups = d->feat.sm_count ? per_sm * d->feat.sm_count : 128;
         vm->ok[cons[i]].gemv_mix = mix[i];
         vm->ok[cons[i]].mix_src = g;
         vm->ok[cons[i]].mix_j = cj[i];
