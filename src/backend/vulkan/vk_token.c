@@ -207,8 +207,7 @@ rwkv_status vk_token_model_init(const struct rwkv_model *m, struct vk_model *vm,
     /* shared memory: the staged input, the LoRA hidden vectors, WKV's vectors, the reductions */
     size_t cf = C > F ? C : F, kc = cf < STAGE_MAX ? cf : STAGE_MAX;
     size_t shared = kc * 4 + (size_t)(DW + DA + DG + DV) * 4 + 5 * HEAD * 4 + 3 * HEAD * 4 + WG * 12 + 16;
-    /* phase A stages two mixes side by side */
-    if (shared > d->lim.max_shared || 2 * (size_t)C > kc)
+    if (shared > d->lim.max_shared || (F > STAGE_MAX && F % 8))
         return RWKV_OK;
     size_t n = HEADER + 2 * (size_t)NG + (size_t)in->n_layer * LW;
     uint32_t *w = calloc(n, sizeof *w);

@@ -1,9 +1,9 @@
 #version 450
 // One generation step of an RWKV-7 model for one sequence (a chunk of one token) in one dispatch
-// (RWKV_VK_PERSISTENT; off by default: on an H200 it is 5-25 % slower than the per-op dispatches,
+// (RWKV_VK_PERSISTENT; off by default: on an H200 it is 10-20 % slower than the per-op dispatches,
 // PERF.md). G workgroups, at most one per multiprocessor, run the whole layer program phase after
 // phase and wait for each other at grid barriers (a counter in memory) where the per-op kernels end
-// one dispatch and start the next. A layer has five phases (the per-op path: seven stages):
+// one dispatch and start the next. A layer has five phases (the per-op path: five to seven stages):
 //   A  layer norm 1 (each workgroup for itself), the six mixes with the previous token, and the
 //      projections r, k, v and the LoRA down-projections (w1 then tanh, a1, g1 then sigmoid, v1)
 //   W  per head: the LoRA up-projections, WKV7, GroupNorm, bonus and gate (wkv7_one.comp's math);
@@ -158,9 +158,8 @@ void load_x(out float v[EPT])
     }
 }
 
-// as cpu_layernorm_row: two passes (mean, then the squares around it); w and b loaded by the caller
-// together with v (one round of memory latency for all of them)
-void layer_norm(inout float v[EPT], float w[EPT], float b[EPT])
+// as cpu_layernorm_row: two passes (mean, then the squares around it)
+void layer_norm(inout float v[EPT], uint wref, uint bref)
 {
     float s = 0.0;
     [[unroll]] for (uint e = 0u; e < EPT; e++)
@@ -171,16 +170,10 @@ void layer_norm(inout float v[EPT], float w[EPT], float b[EPT])
         q += d * d;
     }
     float inv = 1.0 / sqrt(wg_sum2(vec2(q, 0.0)).x / float(C) + uintBitsToFloat(tab[H_LN_EPS]));
-    [[unroll]] for (uint e = 0u; e < EPT; e++)
-        v[e] = tid + WG * e < C ? (v[e] - mean) * inv * w[e] + b[e] : 0.0;
-}
-
-// this invocation's channels of a model vector
-void load_vec(uint ref, out float v[EPT])
-{
     [[unroll]] for (uint e = 0u; e < EPT; e++) {
         uint c = tid + WG * e;
-        v[e] = c < C ? mvec(ref, c) : 0.0;
+        if (c < C)
+            v[e] = (v[e] - mean) * inv * mvec(wref, c) + mvec(bref, c);
     }
 }
 
@@ -188,10 +181,10 @@ void put_xs(uint c, float v) { xs4[c >> 2][c & 3u] = v; }
 
 // ---- matrix rows against the staged input ----
 
-float dot8(uvec4 q, uint xo, uint u)
+float dot8(uvec4 q, uint u)
 {
-    return dot(vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y)), xs4[xo + 2u * u]) +
-           dot(vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w)), xs4[xo + 2u * u + 1u]);
+    return dot(vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y)), xs4[2u * u]) +
+           dot(vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w)), xs4[2u * u + 1u]);
 }
 
 void row_out(uint oref, uint off, uint row, uint act, bool acc, float s)
@@ -200,118 +193,80 @@ void row_out(uint oref, uint off, uint row, uint act, bool acc, float s)
     aset(oref, i, acc ? aget(oref, i) + s : act_apply(act, s));
 }
 
-// A GEMV job: rows [rb, re) of the F16 matrix at (mb, mo) (rows of K8row 16-byte blocks), columns
-// 8 col8 .. 8 (col8 + K8), against xs4 from vec4 xo: out[off + row] = act(dot), or += dot with acc.
+// Rows [rb, re) of the F16 matrix at reference word mref (rows of K8row 16-byte blocks), columns
+// 8 col8 .. 8 (col8 + K8) against xs4: out[off + row] = act(dot), or += dot with acc. A subgroup takes
+// RPI rows at a time (rows rb + sg + NSG (RPI g + j)), each lane UNR blocks of each per round; the
+// next round's loads are issued before this round's sums, so that two rounds are in flight. The
+// first round may be loaded ahead (gemv_first, before a grid barrier or the input's staging).
+const uint RPI = 2u, UNR = 4u, NQ = RPI * UNR;
+uvec4 q_cur[NQ], q_nxt[NQ];
+
 struct gemv_job {
-    uint mb, mo, K8row, col8, K8, rb, re, xo, oref, off, act;
-    bool acc;
+    uint mb, mo, K8row, col8, K8, rb, re;
 };
 
 gemv_job gemv_job_of(uint mref, uint K8row, uint col8, uint K8, uint rb, uint re)
 {
-    return gemv_job(tab[mref], tab[mref + 1u], K8row, col8, K8, rb, re, 0u, 0u, 0u, 0u, false);
+    return gemv_job(tab[mref], tab[mref + 1u], K8row, col8, K8, rb, re);
 }
 
-gemv_job gemv_out(gemv_job j, uint xo, uint oref, uint off, uint act, bool acc)
-{
-    j.xo = xo;
-    j.oref = oref;
-    j.off = off;
-    j.act = act;
-    j.acc = acc;
-    return j;
-}
-
-// A subgroup takes RPI rows of a job at a time (rows rb + sg + NSG (RPI g + i)), each lane UNR blocks
-// of each per round; the next round's loads are issued before this round's sums, so that two rounds
-// are in flight, across the rows and the jobs of a run. A run's first round may be loaded ahead
-// (gemv_first: before a grid barrier or the input's staging).
-const uint RPI = 2u, UNR = 4u, NQ = RPI * UNR;
-uvec4 q_cur[NQ], q_nxt[NQ];
-
-// this subgroup's row groups of job j, and rounds per row
-uint gemv_groups(gemv_job j, out uint rpr)
+uint gemv_rounds(gemv_job j, out uint rpr)
 {
     rpr = (j.K8 + UNR * SGS - 1u) / (UNR * SGS);
-    return j.re > j.rb + sg ? (j.re - j.rb - sg + NSG * RPI - 1u) / (NSG * RPI) : 0u;
+    uint n = j.re > j.rb + sg ? (j.re - j.rb - sg + NSG * RPI - 1u) / (NSG * RPI) : 0u;
+    return n * rpr;
 }
 
-// round k of row group g into q (rows past the end and blocks past K repeat the last valid ones)
-void gemv_load(gemv_job j, uint g, uint k, inout uvec4 q[NQ])
+// round r's blocks into q (rows past the end and blocks past K repeat the last valid ones)
+void gemv_load(gemv_job j, uint r, uint rpr, inout uvec4 q[NQ])
 {
-    uint u0 = k * UNR * SGS;
+    uint g = r / rpr, u0 = (r % rpr) * UNR * SGS;
     [[unroll]] for (uint i = 0u; i < RPI; i++) {
         uint row = min(j.rb + sg + NSG * (RPI * g + i), j.re - 1u);
         uint base = j.mo + row * j.K8row + j.col8;
-        [[unroll]] for (uint u = 0u; u < UNR; u++)
-            q[i * UNR + u] = mq[j.mb].q[base + min(u0 + lane + u * SGS, j.K8 - 1u)];
+        [[unroll]] for (uint k = 0u; k < UNR; k++)
+            q[i * UNR + k] = mq[j.mb].q[base + min(u0 + lane + k * SGS, j.K8 - 1u)];
     }
 }
 
 void gemv_first(gemv_job j)
 {
     uint rpr;
-    if (gemv_groups(j, rpr) > 0u)
-        gemv_load(j, 0u, 0u, q_cur);
+    if (gemv_rounds(j, rpr) > 0u)
+        gemv_load(j, 0u, rpr, q_cur);
 }
 
-// jobs a then (with has_b) b, one pipeline of rounds
-void gemv_run2(gemv_job a, gemv_job b, bool has_b, bool loaded)
+void gemv_run(gemv_job j, bool loaded, uint oref, uint off, uint act, bool acc)
 {
-    uint rpa, rpb, nga = gemv_groups(a, rpa), ngb = has_b ? gemv_groups(b, rpb) : 0u;
-    if (nga + ngb == 0u)
+    uint rpr, n = gemv_rounds(j, rpr);
+    if (n == 0u)
         return;
-    bool in_a = nga > 0u;
-    uint g = 0u, k = 0u;
-    if (!loaded || !in_a) // (what was loaded ahead is a's: a subgroup may have rows of b only)
-        gemv_load(in_a ? a : b, 0u, 0u, q_cur);
+    if (!loaded)
+        gemv_load(j, 0u, rpr, q_cur);
     float s[RPI];
     [[unroll]] for (uint i = 0u; i < RPI; i++)
         s[i] = 0.0;
-    for (;;) {
-        uint rpr = in_a ? rpa : rpb, ng = in_a ? nga : ngb;
-        // the next round, loaded before this one's sums
-        uint kn = k + 1u, gn = g;
-        bool an = in_a, more = true;
-        if (kn == rpr) {
-            kn = 0u;
-            if (++gn == ng) {
-                gn = 0u;
-                more = an && ngb > 0u;
-                an = false;
-            }
-        }
-        if (more)
-            gemv_load(an ? a : b, gn, kn, q_nxt);
-        uint xo = in_a ? a.xo : b.xo, K8 = in_a ? a.K8 : b.K8, u0 = k * UNR * SGS;
-        [[unroll]] for (uint u = 0u; u < UNR; u++) {
-            uint uu = u0 + lane + u * SGS;
-            if (uu < K8)
+    for (uint r = 0u; r < n; r++) {
+        if (r + 1u < n)
+            gemv_load(j, r + 1u, rpr, q_nxt);
+        uint g = r / rpr, u0 = (r % rpr) * UNR * SGS;
+        [[unroll]] for (uint k = 0u; k < UNR; k++) {
+            uint u = u0 + lane + k * SGS;
+            if (u < j.K8)
                 [[unroll]] for (uint i = 0u; i < RPI; i++)
-                    s[i] += dot8(q_cur[i * UNR + u], xo, uu);
+                    s[i] += dot8(q_cur[i * UNR + k], u);
         }
-        if (k == rpr - 1u) {
-            gemv_job j = in_a ? a : b;
+        if (r % rpr == rpr - 1u) {
             [[unroll]] for (uint i = 0u; i < RPI; i++) {
                 float t = subgroupAdd(s[i]);
                 uint row = j.rb + sg + NSG * (RPI * g + i);
                 if (subgroupElect() && row < j.re)
-                    row_out(j.oref, j.off, row, j.act, j.acc, t);
+                    row_out(oref, off, row, act, acc, t);
                 s[i] = 0.0;
             }
         }
-        if (!more)
-            break;
-        in_a = an;
-        g = gn;
-        k = kn;
         q_cur = q_nxt;
     }
-}
-
-void gemv_run(gemv_job j, bool loaded)
-{
-    gemv_run2(j, j, false, loaded);
 }
 
 // This workgroup's share [r0, r1) of n rows.
@@ -331,7 +286,7 @@ uint a_off(uint j) { return j < 4u ? 0u : j == 4u ? DW : j == 5u ? DW + DA : DW 
 uint a_act(uint j) { return j == 3u ? 2u : j == 5u ? 1u : 0u; } // tanh, sigmoid (enum rwkv_act)
 bool a_has_v(uint l) { return tab[lref(l, 0u) + L_HAS_V] != 0u; }
 
-// This workgroup's part of phase A's rows (all matrices one after another), of matrix j: [b, e)
+// this workgroup's part of phase A's rows (all matrices one after another): of matrix j, [b, e)
 void a_part(uint l, uint j, out uint b, out uint e)
 {
     bool has_v = a_has_v(l);
@@ -339,114 +294,67 @@ void a_part(uint l, uint j, out uint b, out uint e)
     my_rows(n, r0, r1);
     for (uint i = 0u; i < j; i++)
         start += a_rows(i, has_v);
-    b = max(r0, start);
+    b = max(r0, start) - start;
     e = min(r1, start + a_rows(j, has_v));
-    if (b < e) {
-        b -= start;
-        e -= start;
-    } else {
-        b = e = 0u;
-    }
+    e = e > start ? e - start : 0u;
+    if (b > e)
+        b = e;
 }
 
-// the first two matrices with rows in this workgroup's part, from matrix j (7: none)
-void a_next2(uint l, uint from, out uint j0, out uint j1)
+gemv_job a_job(uint l, uint j, uint b, uint e) { return gemv_job_of(lref(l, L_WR + j), C / 8u, 0u, C / 8u, b, e); }
+
+void prefetch_a(uint l)
 {
-    j0 = j1 = 7u;
-    for (uint j = from; j < 7u; j++) {
+    for (uint j = 0u; j < 7u; j++) {
         uint b, e;
         a_part(l, j, b, e);
         if (b < e) {
-            if (j0 == 7u) {
-                j0 = j;
-            } else {
-                j1 = j;
-                return;
-            }
+            gemv_first(a_job(l, j, b, e));
+            return;
         }
     }
 }
 
-gemv_job a_job(uint l, uint j, uint xo)
-{
-    uint b, e;
-    a_part(l, min(j, 6u), b, e);
-    return gemv_out(gemv_job_of(lref(l, L_WR + min(j, 6u)), C / 8u, 0u, C / 8u, b, e), xo, gref(a_out(j)), a_off(j),
-                    a_act(j), false);
-}
-
-void prefetch_a(uint l)
-{
-    uint j0, j1;
-    a_next2(l, 0u, j0, j1);
-    if (j0 < 7u)
-        gemv_first(a_job(l, j0, 0u));
-}
-
 void run_a(uint l)
 {
-    uint j0, j1;
-    a_next2(l, 0u, j0, j1);
-    // the prologue's inputs loaded at once: x (or the embedding row), the previous token's layer norm
-    // output, the norm's weights; then the first two mixes
-    float xx[EPT], pv[EPT], lw[EPT], lb[EPT], m0[EPT], m1[EPT];
-    if (l == 0u) {
+    float xx[EPT], d[EPT];
+    if (l == 0u) { // x = LN0(emb[token]), kept by workgroup 0 for the residual
         uint eb = tab[gref(T_EMB)], eo = tab[gref(T_EMB) + 1u] * 4u, tok = ck_token(0u);
         [[unroll]] for (uint e = 0u; e < EPT; e++) {
             uint c = tid + WG * e, i = tok * C + c;
             xx[e] = c < C ? unpackHalf2x16(mu[eb].u[eo + (i >> 1)])[i & 1u] : 0.0;
         }
-    } else {
-        load_x(xx);
-    }
-    uint sb = tab[lref(l, L_SATT)];
-    [[unroll]] for (uint e = 0u; e < EPT; e++) {
-        uint c = tid + WG * e;
-        pv[e] = c < C ? af[sb].f[state_at(l, L_SATT, c)] : 0.0;
-    }
-    load_vec(lref(l, L_LN1W), lw);
-    load_vec(lref(l, L_LN1B), lb);
-    if (l == 0u) { // x = LN0(emb[token]), kept by workgroup 0 for the residual
-        float w0[EPT], b0[EPT];
-        load_vec(gref(T_LN0W), w0);
-        load_vec(gref(T_LN0B), b0);
-        layer_norm(xx, w0, b0);
+        layer_norm(xx, gref(T_LN0W), gref(T_LN0B));
         if (wg == 0u)
             [[unroll]] for (uint e = 0u; e < EPT; e++)
                 if (tid + WG * e < C)
                     aset(gref(T_X), tid + WG * e, xx[e]);
+    } else {
+        load_x(xx);
     }
-    layer_norm(xx, lw, lb);
-    float d[EPT];
+    layer_norm(xx, lref(l, L_LN1W), lref(l, L_LN1B));
     [[unroll]] for (uint e = 0u; e < EPT; e++) {
         uint c = tid + WG * e;
-        d[e] = c < C ? pv[e] - xx[e] : 0.0;
+        d[e] = c < C ? af[tab[lref(l, L_SATT)]].f[state_at(l, L_SATT, c)] - xx[e] : 0.0;
         if (wg == 0u && c < C)
             aset(gref(T_XXA), c, xx[e]);
     }
-    load_vec(lref(l, L_MIX + a_mix(min(j0, 6u))), m0);
-    load_vec(lref(l, L_MIX + a_mix(min(j1, 6u))), m1);
-    // the matrices two at a time (usually one pass: a workgroup's rows span one or two of them),
-    // their mixes side by side in xs4
-    for (bool first = true; j0 < 7u; first = false) {
-        if (!first) {
-            barrier(); // the previous pair's input is consumed
-            load_vec(lref(l, L_MIX + a_mix(j0)), m0);
-            load_vec(lref(l, L_MIX + a_mix(min(j1, 6u))), m1);
-        }
-        [[unroll]] for (uint e = 0u; e < EPT; e++) {
-            uint c = tid + WG * e;
-            if (c < C) {
-                put_xs(c, xx[e] + d[e] * m0[e]);
-                if (j1 < 7u)
-                    put_xs(C + c, xx[e] + d[e] * m1[e]);
+    bool first = true;
+    for (uint j = 0u; j < 7u; j++) {
+        uint b, e;
+        a_part(l, j, b, e);
+        if (b < e) {
+            uint mix = lref(l, L_MIX + a_mix(j));
+            [[unroll]] for (uint k = 0u; k < EPT; k++) {
+                uint c = tid + WG * k;
+                if (c < C)
+                    put_xs(c, xx[k] + d[k] * mvec(mix, c));
             }
+            barrier();
+            gemv_run(a_job(l, j, b, e), first, gref(a_out(j)), a_off(j), a_act(j), false);
+            first = false;
+            barrier();
         }
-        barrier();
-        gemv_run2(a_job(l, j0, 0u), a_job(l, j1, C / 4u), j1 < 7u, first);
-        if (j1 == 7u)
-            break;
-        a_next2(l, j1 + 1u, j0, j1);
     }
 }
 
@@ -465,7 +373,6 @@ shared float sv[N], sgate[N], sy[N];
 // ahead of the grid barrier for the workgroup's first head: none depends on phase A)
 vec4 S[Q4];
 uvec4 rw[NW], ra[NA], rg[NGL], rv2[NV];
-float w_w0, w_a0, w_v0, w_kk, w_ka, w_rk, w_lnw, w_lnb; // channel c's vectors; GroupNorm's of channel tid
 
 #define LORA_LOAD(MREF, D, R, c, q)                                                 \
     {                                                                               \
@@ -503,15 +410,6 @@ void w_load(uint l, uint h)
     LORA_LOAD(lref(l, L_G2), DG, rg, c, q);
     if (DV != 0u && a_has_v(l))
         LORA_LOAD(lref(l, L_V2), DV, rv2, c, q);
-    w_w0 = mvec(lref(l, L_W0), c);
-    w_a0 = mvec(lref(l, L_A0), c);
-    w_v0 = a_has_v(l) ? mvec(lref(l, L_V0), c) : 0.0;
-    w_kk = mvec(lref(l, L_KK), c);
-    w_ka = mvec(lref(l, L_KA), c);
-    w_rk = mvec(lref(l, L_RK), c);
-    uint co = h * N + min(tid, N - 1u);
-    w_lnw = mvec(lref(l, L_LNXW), co);
-    w_lnb = mvec(lref(l, L_LNXB), co);
 }
 
 void prefetch_w(uint l)
@@ -544,12 +442,12 @@ void run_w(uint l)
         da = quad_sum(da);
         dg = quad_sum(dg);
         dv = quad_sum(dv);
-        float wc = act_apply(6u, dw + w_w0), a = act_apply(1u, da + w_a0);
+        float wc = act_apply(6u, dw + mvec(lref(l, L_W0), c)), a = act_apply(1u, da + mvec(lref(l, L_A0), c));
         if (has_v)
-            vc += (aget(gref(T_VF), c) - vc) * act_apply(1u, dv + w_v0);
+            vc += (aget(gref(T_VF), c) - vc) * act_apply(1u, dv + mvec(lref(l, L_V0), c));
         else if (q == 0u)
             aset(gref(T_VF), c, vc); // layer 0: v_first
-        float kk = k * w_kk, kb = k * (1.0 + (a - 1.0) * w_ka);
+        float kk = k * mvec(lref(l, L_KK), c), kb = k * (1.0 + (a - 1.0) * mvec(lref(l, L_KA), c));
         vec2 part = vec2(0.0);
         if (q == 0u) {
             PUT4(skb, i, kb);
@@ -557,7 +455,7 @@ void run_w(uint l)
             PUT4(sr, i, r);
             sv[i] = vc;
             sgate[i] = dg;
-            part = vec2(kk * kk, r * kb * w_rk);
+            part = vec2(kk * kk, r * kb * mvec(lref(l, L_RK), c));
             // the attention shift state: layer norm 1's output of this token
             af[tab[lref(l, L_SATT)]].f[state_at(l, L_SATT, c)] = aget(gref(T_XXA), c);
         }
@@ -588,7 +486,8 @@ void run_w(uint l)
         float inv = 1.0 / sqrt(wg_sum2(vec2(dd * dd, 0.0)).x / float(N) + uintBitsToFloat(tab[H_GN_EPS]));
         if (tid < N) {
             uint co = h * N + tid;
-            aset(gref(T_Y), co, (dd * inv * w_lnw + w_lnb + sums.y * sv[tid]) * sgate[tid]);
+            aset(gref(T_Y), co, (dd * inv * mvec(lref(l, L_LNXW), co) + mvec(lref(l, L_LNXB), co) +
+                                 sums.y * sv[tid]) * sgate[tid]);
         }
         barrier();
     }
@@ -596,12 +495,10 @@ void run_w(uint l)
 
 // ---- O, K, V and the head ----
 
-// n floats of the scratch vector at ref from c0 into xs4, 16 bytes per load (c0 % 4 == 0)
 void stage(uint ref, uint c0, uint n)
 {
-    uint b = tab[ref], o4 = (tab[ref + 1u] + c0) >> 2;
-    for (uint c = tid; c < n / 4u; c += WG)
-        xs4[c] = av[b].v[o4 + c];
+    for (uint c = tid; c < n; c += WG)
+        put_xs(c, aget(ref, c0 + c));
     barrier();
 }
 
@@ -609,7 +506,7 @@ gemv_job o_job(uint l)
 {
     uint r0, r1;
     my_rows(C, r0, r1);
-    return gemv_out(gemv_job_of(lref(l, L_WO), C / 8u, 0u, C / 8u, r0, r1), 0u, gref(T_X), 0u, 0u, true);
+    return gemv_job_of(lref(l, L_WO), C / 8u, 0u, C / 8u, r0, r1);
 }
 
 void prefetch_o(uint l) { gemv_first(o_job(l)); }
@@ -620,41 +517,35 @@ void run_o(uint l)
     if (j.rb >= j.re)
         return;
     stage(gref(T_Y), 0u, C);
-    gemv_run(j, true);
+    gemv_run(j, true, gref(T_X), 0u, 0u, true);
 }
 
 gemv_job k_job(uint l)
 {
     uint r0, r1;
     my_rows(F, r0, r1);
-    return gemv_out(gemv_job_of(lref(l, L_FKEY), C / 8u, 0u, C / 8u, r0, r1), 0u, gref(T_KF), 0u, 3u, false);
+    return gemv_job_of(lref(l, L_FKEY), C / 8u, 0u, C / 8u, r0, r1);
 }
 
 void prefetch_k(uint l) { gemv_first(k_job(l)); }
 
 void run_k(uint l)
 {
-    float xx[EPT], pv[EPT], lw[EPT], lb[EPT], mk[EPT];
+    float xx[EPT];
     load_x(xx);
+    layer_norm(xx, lref(l, L_LN2W), lref(l, L_LN2B));
     uint sb = tab[lref(l, L_SFFN)];
     [[unroll]] for (uint e = 0u; e < EPT; e++) {
         uint c = tid + WG * e;
-        pv[e] = c < C ? af[sb].f[state_at(l, L_SFFN, c)] : 0.0;
-    }
-    load_vec(lref(l, L_LN2W), lw);
-    load_vec(lref(l, L_LN2B), lb);
-    load_vec(lref(l, L_FXK), mk);
-    layer_norm(xx, lw, lb);
-    [[unroll]] for (uint e = 0u; e < EPT; e++) {
-        uint c = tid + WG * e;
         if (c < C) {
-            put_xs(c, xx[e] + (pv[e] - xx[e]) * mk[e]);
+            float prev = af[sb].f[state_at(l, L_SFFN, c)];
+            put_xs(c, xx[e] + (prev - xx[e]) * mvec(lref(l, L_FXK), c));
             if (wg == 0u)
                 aset(gref(T_XXF), c, xx[e]);
         }
     }
     barrier();
-    gemv_run(k_job(l), true);
+    gemv_run(k_job(l), true, gref(T_KF), 0u, 3u, false);
 }
 
 // slice c0 of the FFN value's K (staged KC at a time)
@@ -662,8 +553,7 @@ gemv_job v_job(uint l, uint c0)
 {
     uint r0, r1;
     my_rows(C, r0, r1);
-    return gemv_out(gemv_job_of(lref(l, L_FVAL), F / 8u, c0 / 8u, min(KC, F - c0) / 8u, r0, r1), 0u, gref(T_X), 0u,
-                    0u, true);
+    return gemv_job_of(lref(l, L_FVAL), F / 8u, c0 / 8u, min(KC, F - c0) / 8u, r0, r1);
 }
 
 void prefetch_v(uint l) { gemv_first(v_job(l, 0u)); }
@@ -677,12 +567,9 @@ void run_v(uint l)
         gemv_job j = v_job(l, c0);
         if (j.rb >= j.re)
             return;
-        if (c0 > 0u) {
-            gemv_first(j); // in flight while the slice is staged
-            barrier();     // the previous slice is consumed
-        }
+        barrier(); // the previous slice is consumed
         stage(gref(T_KF), c0, min(KC, F - c0));
-        gemv_run(j, true);
+        gemv_run(j, c0 == 0u, gref(T_X), 0u, 0u, true);
     }
 }
 
@@ -690,23 +577,21 @@ gemv_job head_job()
 {
     uint r0, r1;
     my_rows(tab[H_VOCAB], r0, r1);
-    return gemv_out(gemv_job_of(gref(T_HEAD), C / 8u, 0u, C / 8u, r0, r1), 0u, gref(T_LOGITS), 0u, 0u, false);
+    return gemv_job_of(gref(T_HEAD), C / 8u, 0u, C / 8u, r0, r1);
 }
 
 void prefetch_head() { gemv_first(head_job()); }
 
 void run_head()
 {
-    float xx[EPT], lw[EPT], lb[EPT];
+    float xx[EPT];
     load_x(xx);
-    load_vec(gref(T_LNOW), lw);
-    load_vec(gref(T_LNOB), lb);
-    layer_norm(xx, lw, lb);
+    layer_norm(xx, gref(T_LNOW), gref(T_LNOB));
     [[unroll]] for (uint e = 0u; e < EPT; e++)
         if (tid + WG * e < C)
             put_xs(tid + WG * e, xx[e]);
     barrier();
-    gemv_run(head_job(), true);
+    gemv_run(head_job(), true, gref(T_LOGITS), 0u, 0u, false);
 }
 
 // Each phase's first weights (and W's state rows) are loaded before the grid barrier that precedes
