@@ -358,16 +358,15 @@ void run_a(uint l)
     }
 }
 
-// ---- W: per head, LoRA up-projections + WKV7 + GroupNorm, bonus, gate (wkv7_one.comp) ----
+// ---- W: per head, LoRA up-projections + WKV7 + GroupNorm, bonus, gate (wkv7_head.glsl) ----
 
 const uint HA = DW / 4u, HG = HA + DA / 4u, HV = HG + DG / 4u, HT = HV + DV / 4u;
 const uint NW = (DW / 8u + 3u) / 4u, NA = (DA / 8u + 3u) / 4u, NGL = (DG / 8u + 3u) / 4u;
 const uint NV = DV > 0u ? (DV / 8u + 3u) / 4u : 1u;
 shared vec4 shid[HT];
-const uint Q4 = N / 16u;
-shared vec4 skk[N / 4u], sab[N / 4u], skb[N / 4u], sw[N / 4u], sr[N / 4u];
-shared float sv[N], sgate[N], sy[N];
-#define PUT4(A, J, V) A[(J) / 4u][(J) % 4u] = (V)
+#define BDOT(R, u, h0, h1) (dot(vec4(unpackHalf2x16(R[u].x), unpackHalf2x16(R[u].y)), h0) + \
+                            dot(vec4(unpackHalf2x16(R[u].z), unpackHalf2x16(R[u].w)), h1))
+#include "wkv7_head.glsl"
 
 // this invocation's state blocks q, q + 4, ... of row i of the head, and its LoRA rows' blocks (loaded
 // ahead of the grid barrier for the workgroup's first head: none depends on phase A)
@@ -381,23 +380,6 @@ uvec4 rw[NW], ra[NA], rg[NGL], rv2[NV];
         [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++)                       \
             R[u] = mq[mb_].q[base_ + min((q) + 4u * u, nb - 1u)];                   \
     }
-#define LORA_DOT(D, R, H0, q, out)                                                  \
-    {                                                                               \
-        const uint nb = (D) >> 3;                                                   \
-        out = 0.0;                                                                  \
-        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                     \
-            uint b = min((q) + 4u * u, nb - 1u);                                    \
-            float keep = (q) + 4u * u < nb ? 1.0 : 0.0;                             \
-            out += keep * (dot(vec4(unpackHalf2x16(R[u].x), unpackHalf2x16(R[u].y)), shid[(H0) + 2u * b]) + \
-                           dot(vec4(unpackHalf2x16(R[u].z), unpackHalf2x16(R[u].w)), shid[(H0) + 2u * b + 1u])); \
-        }                                                                           \
-    }
-
-float quad_sum(float v)
-{
-    v += subgroupShuffleXor(v, 1u);
-    return v + subgroupShuffleXor(v, 2u);
-}
 
 void w_load(uint l, uint h)
 {
@@ -447,48 +429,18 @@ void run_w(uint l)
             vc += (aget(gref(T_VF), c) - vc) * act_apply(1u, dv + mvec(lref(l, L_V0), c));
         else if (q == 0u)
             aset(gref(T_VF), c, vc); // layer 0: v_first
-        float kk = k * mvec(lref(l, L_KK), c), kb = k * (1.0 + (a - 1.0) * mvec(lref(l, L_KA), c));
-        vec2 part = vec2(0.0);
-        if (q == 0u) {
-            PUT4(skb, i, kb);
-            PUT4(sw, i, wc);
-            PUT4(sr, i, r);
-            sv[i] = vc;
-            sgate[i] = dg;
-            part = vec2(kk * kk, r * kb * mvec(lref(l, L_RK), c));
-            // the attention shift state: layer norm 1's output of this token
+        if (q == 0u) // the attention shift state: layer norm 1's output of this token
             af[tab[lref(l, L_SATT)]].f[state_at(l, L_SATT, c)] = aget(gref(T_XXA), c);
-        }
-        vec2 sums = wg_sum2(part);
-        if (q == 0u) {
-            kk *= 1.0 / max(sqrt(sums.x), 1e-12);
-            PUT4(skk, i, kk);
-            PUT4(sab, i, kk * a);
-        }
-        barrier();
-        vec4 sa4 = vec4(0.0);
+        float bonus = wkv7_channel(i, q, k, r, vc, wc, a, dg, mvec(lref(l, L_KK), c), mvec(lref(l, L_KA), c),
+                                   mvec(lref(l, L_RK), c));
+        wkv7_update(S, i, q);
         [[unroll]] for (uint u = 0u; u < Q4; u++)
-            sa4 -= S[u] * skk[q + 4u * u];
-        float sa = quad_sum((sa4.x + sa4.y) + (sa4.z + sa4.w)), vi = sv[i];
-        vec4 acc4 = vec4(0.0);
-        [[unroll]] for (uint u = 0u; u < Q4; u++) {
-            uint j = q + 4u * u;
-            S[u] = S[u] * sw[j] + sa * sab[j] + vi * skb[j];
-            acc4 += S[u] * sr[j];
             av[stb].v[base4 + 4u * u] = S[u];
-        }
-        float yi = quad_sum((acc4.x + acc4.y) + (acc4.z + acc4.w));
-        if (q == 0u)
-            sy[i] = yi;
-        barrier();
-        float yv = tid < N ? sy[tid] : 0.0;
-        float mean = wg_sum2(vec2(yv, 0.0)).x / float(N), dd = tid < N ? yv - mean : 0.0;
-        float inv = 1.0 / sqrt(wg_sum2(vec2(dd * dd, 0.0)).x / float(N) + uintBitsToFloat(tab[H_GN_EPS]));
-        if (tid < N) {
-            uint co = h * N + tid;
-            aset(gref(T_Y), co, (dd * inv * mvec(lref(l, L_LNXW), co) + mvec(lref(l, L_LNXB), co) +
-                                 sums.y * sv[tid]) * sgate[tid]);
-        }
+        uint co = h * N + min(tid, N - 1u);
+        float out_v = wkv7_out(tid, uintBitsToFloat(tab[H_GN_EPS]), mvec(lref(l, L_LNXW), co),
+                               mvec(lref(l, L_LNXB), co), bonus);
+        if (tid < N)
+            aset(gref(T_Y), co, out_v);
         barrier();
     }
 }

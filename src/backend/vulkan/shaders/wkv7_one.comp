@@ -1,13 +1,7 @@
 #version 450
 // WKV7 for chunks whose every segment is one token (generation, one or many sequences): the math of
-// wkv7.comp for a single step, laid out for memory rather than for a long recurrence. A workgroup of
-// 4 N invocations per (segment, head); invocation 4 i + q owns the 16-byte key blocks q, q + 4, q + 8,
-// ... of value row i of S[value][key], so that each access of a subgroup reads or writes 64 contiguous
-// bytes of each of its 8 rows (whole 32-byte sectors), and a row's sums over its keys are finished by
-// two shuffles inside each group of four lanes.
-//   kk = L2norm(k * k_k); k' = k * (1 + (a - 1) * k_a)
-//   S[i][j] = S[i][j] w[j] - (sum_j' S[i][j'] kk[j']) kk[j] a[j] + v[i] k'[j];  y[i] = sum_j S[i][j] r[j]
-//   out = (GroupNorm(y) * ln_w + ln_b + (sum_j r[j] k'[j] r_k[j]) v) * g
+// wkv7.comp for a single step, laid out for memory rather than for a long recurrence (wkv7_head.glsl,
+// shared with token7.comp): a workgroup of 4 N invocations per (segment, head).
 // in0 r, in1 w, in2 k, in3 v, in4 a, in5 g; w0 k_k, w1 k_a, w2 r_k, w3 ln_x.weight, w4 ln_x.bias.
 // Needs N % 16 == 0, 4 N invocations and subgroup shuffles (vk_backend.c checks).
 //
@@ -97,30 +91,9 @@ MAT rw[NW * WPB], ra[NA * WPB], rg[NG * WPB], rv2[NV * WPB];
                 R[u * WPB + e] = M[mrow + b * WPB + e];                           \
         }                                                                         \
     }
-#define LORA_DOT(D, R, H0, q, out)                                                \
-    {                                                                             \
-        const uint nb = (D) >> 3;                                                 \
-        out = 0.0;                                                                \
-        [[unroll]] for (uint u = 0u; u < (nb + 3u) / 4u; u++) {                   \
-            uint b = min((q) + 4u * u, nb - 1u);                                  \
-            float keep = (q) + 4u * u < nb ? 1.0 : 0.0;                           \
-            out += keep * BDOT(R, u, shid[(H0) + 2u * b], shid[(H0) + 2u * b + 1u]); \
-        }                                                                         \
-    }
 #endif
 
-const uint Q4 = N / 16u; // vec4s of keys per invocation: blocks q + 4 u
-shared vec4 skk[N / 4u], sab[N / 4u], skb[N / 4u], sw[N / 4u], sr[N / 4u];
-shared float sv[N], sg[N], sy[N];
-
-#define PUT4(A, J, V) A[(J) / 4u][(J) % 4u] = (V)
-
-// The sum over the four lanes that share a row.
-float quad_sum(float v)
-{
-    v += subgroupShuffleXor(v, 1u);
-    return v + subgroupShuffleXor(v, 2u);
-}
+#include "wkv7_head.glsl"
 
 void main()
 {
@@ -164,47 +137,16 @@ void main()
 #else
         float wc = wv[in_at(1u, t, c)], a = av[in_at(4u, t, c)], gc = gv[in_at(5u, t, c)];
 #endif
-        float kk = k * k_k[c], kb = k * (1.0 + (a - 1.0) * k_a[c]);
-        vec2 part = vec2(0.0);
-        if (q == 0u) {
-            PUT4(skb, i, kb);
-            PUT4(sw, i, wc);
-            PUT4(sr, i, r);
-            sv[i] = vc;
-            sg[i] = gc;
-            part = vec2(kk * kk, r * kb * r_k[c]);
-        }
-        vec2 sums = wg_sum2(part); // its barriers also publish the shared writes above
-        if (q == 0u) {
-            kk *= 1.0 / max(sqrt(sums.x), 1e-12);
-            PUT4(skk, i, kk);
-            PUT4(sab, i, kk * a);
-        }
-        barrier();
+        float bonus = wkv7_channel(i, q, k, r, vc, wc, a, gc, k_k[c], k_a[c], r_k[c]);
         // B: the state update of this invocation's keys, and its share of y
-        vec4 sa4 = vec4(0.0);
+        wkv7_update(S, i, q);
         [[unroll]] for (uint u = 0u; u < Q4; u++)
-            sa4 -= S[u] * skk[q + 4u * u];
-        float sa = quad_sum((sa4.x + sa4.y) + (sa4.z + sa4.w)), vi = sv[i];
-        vec4 acc4 = vec4(0.0);
-        [[unroll]] for (uint u = 0u; u < Q4; u++) {
-            uint j = q + 4u * u;
-            S[u] = S[u] * sw[j] + sa * sab[j] + vi * skb[j];
-            acc4 += S[u] * sr[j];
             st4[base4 + 4u * u] = S[u];
-        }
-        float yi = quad_sum((acc4.x + acc4.y) + (acc4.z + acc4.w));
-        if (q == 0u)
-            sy[i] = yi;
-        barrier();
-        // C: GroupNorm over the head (two passes, as the CPU), bonus and gate
-        float yv = tid < N ? sy[tid] : 0.0;
-        float mean = wg_sum2(vec2(yv, 0.0)).x / float(N), d = tid < N ? yv - mean : 0.0;
-        float inv = 1.0 / sqrt(wg_sum2(vec2(d * d, 0.0)).x / float(N) + pc.eps);
-        if (tid < N) {
-            uint co = h * N + tid;
-            y[out_at(t, co)] = (d * inv * lnw[co] + lnb[co] + sums.y * sv[tid]) * sg[tid];
-        }
+        // C: GroupNorm over the head, bonus and gate
+        uint co = h * N + min(tid, N - 1u);
+        float out_v = wkv7_out(tid, pc.eps, lnw[co], lnb[co], bonus);
+        if (tid < N)
+            y[out_at(t, co)] = out_v;
         barrier(); // C's reads are done before the next job's A writes
     }
 }
