@@ -24,7 +24,8 @@ static const char usage_text[] =
     "  -r R        repetitions per test (default 3), after a short warm-up\n"
     "  --json      one JSON object per row on stdout (keys: test, batch, n_tokens, reps, model, backend,\n"
     "              device, n_params, weight_bytes, tokens_per_s, median_ms, min_ms, max_ms, ms_per_step,\n"
-    "              gbps_weights, gbps_total, copy_gbps, ratio_to_copy, tflops)\n"
+    "              gbps_weights, gbps_total, copy_gbps, ratio_to_copy, tflops, ratio_to_990_tflops,\n"
+    "              host_us_per_step, one_dispatch_share)\n"
     "  Without --model a synthetic model is built in memory (default --size 0.1b).\n";
 
 #define MAX_REPS 1000
