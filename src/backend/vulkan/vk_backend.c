@@ -744,7 +744,8 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     if (!wg)
         return RWKV_OK;
     for (int i = 0; i < nc && !st && store; i++) {
-        uint32_t ms[VK_SPEC] = {wg, wg / sgs, 1, 4, (uint32_t)C};
+        uint32_t unroll = d->mix_unroll > 0 && d->mix_unroll <= 16 ? (uint32_t)d->mix_unroll : 4;
+        uint32_t ms[VK_SPEC] = {wg, wg / sgs, 1, unroll, (uint32_t)C};
         memcpy(spec, ms, sizeof spec);
         st = optional_pipeline(d, VK_K_GEMV_MIX, vm->w[p->ops[cons[i]].w[0]].dtype, spec, &mix[i], err);
         if (!st && !mix[i])

@@ -643,6 +643,8 @@ rwkv_status vk_device_open(struct rwkv_device *dev, struct rwkv_error *err)
     const char *mw = getenv("RWKV_VK_MIX_WG"), *mp = getenv("RWKV_VK_MIX_PER_SM");
     d->mix_wg = mw && *mw ? atoi(mw) : 0;
     d->mix_per_sm = mp && *mp ? atoi(mp) : 0;
+    const char *mu = getenv("RWKV_VK_MIX_UNROLL");
+    d->mix_unroll = mu && *mu ? atoi(mu) : 0;
     const char *tk = getenv("RWKV_VK_PERSISTENT");
     /* off by default: on an H200 it was slower than the dispatches (PERF.md); "sm": one per multiprocessor */
     d->token_groups = !tk || !*tk ? 0 : !strcmp(tk, "sm") ? (int)d->feat.sm_count : atoi(tk);

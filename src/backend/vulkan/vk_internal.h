@@ -108,8 +108,8 @@ struct vk_dev {
                              * ReLU^2 (a transposed copy of those matrices: +1/6 of a v7 model's memory) */
     int mix_fuse;           /* env RWKV_VK_MIX_FUSE=0 turns off: chunks of one token skip NORMMIX, its consumers
                              * make their inputs (GEMV_MIX), the shift state is stored after them */
-    int mix_wg, mix_per_sm; /* tuning (env RWKV_VK_MIX_WG, RWKV_VK_MIX_PER_SM): GEMV_MIX's workgroup size and
-                             * workgroups per multiprocessor (0: 1024 and 2) */
+    int mix_wg, mix_per_sm, mix_unroll; /* tuning (env RWKV_VK_MIX_WG, _PER_SM, _UNROLL): GEMV_MIX's workgroup
+                             * size, workgroups per multiprocessor and loads per lane and round (0: 1024, 2, 4) */
     int pipe_stats;         /* env RWKV_VK_PIPELINE_STATS=1 and the driver has them: pipelines keep statistics */
     int wkv7_one;           /* one-token kernels (WKV7, normmix): 2 with the LoRA fusion, 1 without
                              * (env RWKV_VK_ONE_TOKEN=nolora), 0 none (=0) */
