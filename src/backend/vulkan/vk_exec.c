@@ -111,62 +111,6 @@ static void barrier_now(struct recorder *r)
     r->scratch_read = 0;
 }
 
-static void fill_push(const struct recorder *r, int o, int part, uint32_t rows, uint32_t out_base, struct vk_push *pc);
-static uint32_t ceil_div(uint32_t a, uint32_t b);
-static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_push *pc);
-
-/* The SHIFT of a NORMMIX folded into its consumers (vk_op_kernel.mix_fused): the state gets the norm's
- * output (which the first consumer wrote) once every consumer has read the state; right after a
- * barrier. */
-static void record_shift_store(struct recorder *r)
-{
-    const struct vk_op_kernel *ok = &r->vm->ok[r->pending_shift];
-    const struct vk_dispatch *dp = NULL;
-    for (int i = 0; i < r->vs->n_disp && !dp; i++)
-        if (r->vs->disp[i].op == r->pending_shift)
-            dp = &r->vs->disp[i];
-    int s = ok->shift_op;
-    r->pending_shift = -1;
-    struct vk_push pc;
-    fill_push(r, s, 0, (uint32_t)r->chunk->n_tokens, 0, &pc);
-    VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SHIFT);
-    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->shift_store);
-    r->bound = ok->shift_store;
-    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &dp->set_mix, 0, NULL);
-    vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
-    vkCmdDispatch(r->cb, ceil_div(pc.width, VK_WG_ROWS), pc.rows, 1);
-    r->dispatches++;
-    if (r->prof)
-        prof_mark(r, VK_K_SHIFT, s, &pc);
-    const struct rwkv_op *op = &r->m->program.ops[s];
-    r->read |= (uint64_t)1 << op->in[0].buf;
-    r->written |= (uint64_t)1 << op->out.buf;
-}
-
-/* A barrier before op `o` when it depends on (or overwrites) what earlier unsynchronised ops touched;
- * `extra` adds buffers the dispatch reads beyond the op's own (a variant absorbing other ops). A
- * pending SHIFT store goes right after a barrier (and another barrier follows where op `o` touches
- * what it does). */
-static void hazard(struct recorder *r, int o, uint64_t extra)
-{
-    if (o == r->last_op)
-        return; /* the parts of one op write disjoint columns */
-    r->last_op = o;
-    uint64_t rd, wr;
-    group_masks(r->m, o, &rd, &wr);
-    rd |= extra;
-    if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
-        barrier_now(r);
-        if (r->pending_shift >= 0 && r->pending_left == 0) {
-            record_shift_store(r);
-            if (((rd | wr) & r->written) || (wr & r->read))
-                barrier_now(r);
-        }
-    }
-    r->read |= rd;
-    r->written |= wr;
-}
-
 static void fill_push(const struct recorder *r, int o, int part, uint32_t rows, uint32_t out_base, struct vk_push *pc)
 {
     const struct rwkv_program *p = &r->m->program;
@@ -311,6 +255,58 @@ static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_pus
                  rwkv_op_name(op->kind));
 }
 
+/* The SHIFT of a NORMMIX folded into its consumers (vk_op_kernel.mix_fused): the state gets the norm's
+ * output (which the first consumer wrote) once every consumer has read the state; right after a
+ * barrier. */
+static void record_shift_store(struct recorder *r)
+{
+    const struct vk_op_kernel *ok = &r->vm->ok[r->pending_shift];
+    const struct vk_dispatch *dp = NULL;
+    for (int i = 0; i < r->vs->n_disp && !dp; i++)
+        if (r->vs->disp[i].op == r->pending_shift)
+            dp = &r->vs->disp[i];
+    int s = ok->shift_op;
+    r->pending_shift = -1;
+    struct vk_push pc;
+    fill_push(r, s, 0, (uint32_t)r->chunk->n_tokens, 0, &pc);
+    VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SHIFT);
+    vkCmdBindPipeline(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, ok->shift_store);
+    r->bound = ok->shift_store;
+    vkCmdBindDescriptorSets(r->cb, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &dp->set_mix, 0, NULL);
+    vkCmdPushConstants(r->cb, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
+    vkCmdDispatch(r->cb, ceil_div(pc.width, VK_WG_ROWS), pc.rows, 1);
+    r->dispatches++;
+    if (r->prof)
+        prof_mark(r, VK_K_SHIFT, s, &pc);
+    const struct rwkv_op *op = &r->m->program.ops[s];
+    r->read |= (uint64_t)1 << op->in[0].buf;
+    r->written |= (uint64_t)1 << op->out.buf;
+}
+
+/* A barrier before op `o` when it depends on (or overwrites) what earlier unsynchronised ops touched;
+ * `extra` adds buffers the dispatch reads beyond the op's own (a variant absorbing other ops). A
+ * pending SHIFT store goes right after a barrier (and another barrier follows where op `o` touches
+ * what it does). */
+static void hazard(struct recorder *r, int o, uint64_t extra)
+{
+    if (o == r->last_op)
+        return; /* the parts of one op write disjoint columns */
+    r->last_op = o;
+    uint64_t rd, wr;
+    group_masks(r->m, o, &rd, &wr);
+    rd |= extra;
+    if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
+        barrier_now(r);
+        if (r->pending_shift >= 0 && r->pending_left == 0) {
+            record_shift_store(r);
+            if (((rd | wr) & r->written) || (wr & r->read))
+                barrier_now(r);
+        }
+    }
+    r->read |= rd;
+    r->written |= wr;
+}
+
 /* WKV7_LORA: the buffers its absorbed projections read (hidden vectors, v_first). */
 static uint64_t lora_reads(const struct recorder *r, const struct vk_op_kernel *ok)
 {
@@ -452,12 +448,8 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
         g[0] = g[0] < ok->mix_groups ? g[0] : ok->mix_groups;
     }
     uint32_t parts = kernel == VK_K_GEMM_CM ? ksplit_parts(r, ok, &pc, g, variant) : 1;
-    if (parts > 1 && r->scratch_read) { /* the scratch is still being read by an earlier sum */
-        compute_barrier(r->cb);
-        r->barriers++;
-        r->read = r->written = 0;
-        r->scratch_read = 0;
-    }
+    if (parts > 1 && r->scratch_read) /* the scratch is still being read by an earlier sum */
+        barrier_now(r);
     hazard(r, dp->op, extra);
     if (kernel == VK_K_GEMV_MIX && ok->mix_src == r->pending_shift)
         r->pending_left--;
