@@ -738,7 +738,8 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     rwkv_status st = nc ? optional_pipeline(d, VK_K_SHIFT, RWKV_DTYPE_F32, spec, &store, err) : RWKV_OK;
     /* few large workgroups, each making the input once and walking many blocks of rows: a subgroup
      * per row, the largest workgroups the device allows (up to 1024), two per multiprocessor */
-    uint32_t sgs = d->feat.subgroup_size ? d->feat.subgroup_size : 32, wg = d->mix_wg > 0 ? (uint32_t)d->mix_wg : 1024;
+    uint32_t sgs = d->feat.subgroup_size ? d->feat.subgroup_size : 32;
+    uint32_t wg = d->mix_wg > 0 ? (uint32_t)d->mix_wg : 1024;
     wg = (wg < d->lim.max_wg ? wg : d->lim.max_wg) / sgs * sgs;
     uint32_t per_sm = d->mix_per_sm > 0 ? (uint32_t)d->mix_per_sm : 2;
     if (!wg)
@@ -1215,7 +1216,8 @@ static rwkv_status build_sets(struct rwkv_state *s, struct vk_dev *d, struct vk_
                 n_sets++;
             }
             if (vm->ok[o].gemv_mix || vm->ok[o].mix_fused) { /* per part */
-                n_desc += (uint32_t)(vm->ok[o].n_parts * vk_kernel_bindings(vm->ok[o].gemv_mix ? VK_K_GEMV_MIX : VK_K_SHIFT));
+                int k = vm->ok[o].gemv_mix ? VK_K_GEMV_MIX : VK_K_SHIFT;
+                n_desc += (uint32_t)(vm->ok[o].n_parts * vk_kernel_bindings(k));
                 n_sets += vm->ok[o].n_parts;
             }
         }

@@ -16,8 +16,8 @@
  * could write them there (tests); RWKV_VK_SPIN_US=N polls a submission's fence for up to N microseconds
  * before a blocking wait (default VK_SPIN_US; 0: block at once); RWKV_VK_SERIAL=1 puts a barrier before
  * every dispatch (to measure what overlapping them gains); RWKV_VK_ONE_TOKEN, RWKV_VK_KSPLIT,
- * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PERSISTENT, RWKV_VK_MIX_FUSE, RWKV_VK_PIPELINE_STATS and the GEMV ones:
- * see vk_internal.h's struct vk_dev. */
+ * RWKV_VK_WKV7_ROWS, RWKV_VK_SPARSE_FFN, RWKV_VK_PERSISTENT, RWKV_VK_MIX_FUSE, RWKV_VK_PIPELINE_STATS and
+ * the GEMV ones: see vk_internal.h's struct vk_dev. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <stdio.h>
@@ -474,8 +474,8 @@ static rwkv_status logical_device(struct vk_dev *d, struct rwkv_error *err)
         VkPhysicalDeviceFeatures2 q2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &clk};
         vkGetPhysicalDeviceFeatures2(d->phys, &q2);
         d->token_clock = clk.shaderDeviceClock;
-        clk = (VkPhysicalDeviceShaderClockFeaturesKHR){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
-                                                       .shaderDeviceClock = VK_TRUE};
+        clk = (VkPhysicalDeviceShaderClockFeaturesKHR){
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR, .shaderDeviceClock = VK_TRUE};
         if (d->token_clock)
             names[n_names++] = VK_KHR_SHADER_CLOCK_EXTENSION_NAME;
     }

@@ -546,8 +546,8 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     rwkv_status st = vk_cmd_begin(d, c, err);
     if (st)
         return st;
-    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk, .pending_shift = -1,
-                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL};
+    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
+                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL, .pending_shift = -1};
     if (vs->prof)
         vk_timer_reset(c->cb, &vs->prof->timer);
     if (!vs->table.n_blocks) { /* the table goes up by a copy */
@@ -912,7 +912,8 @@ static rwkv_status run_hooked(struct rwkv_state *s, const struct rwkv_chunk *chu
     rwkv_status st = vs->hook_cmd.pool ? RWKV_OK : vk_cmd_init(d, &vs->hook_cmd, err);
     if (st || (st = hook_buffers(s, d, vs, chunk, err)) || (st = vk_cmd_begin(d, &vs->hook_cmd, err)))
         return st;
-    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk, .pending_shift = -1,
+    struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
+                         .pending_shift = -1,
                          .cb = vs->hook_cmd.cb, .last_op = -1, .hooked = 1};
     if (!vs->table.n_blocks) { /* the table goes up by a copy */
         VkBufferCopy cp = {0, vs->chunk.offset, words * 4};

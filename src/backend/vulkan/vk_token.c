@@ -177,7 +177,8 @@ static int model_refs(struct finder *f, uint32_t DV)
              ref(f, lword(l, L_W0), l, "att.w0", C, 0) && ref(f, lword(l, L_A0), l, "att.a0", C, 0) &&
              ref(f, lword(l, L_KK), l, "att.k_k", C, 0) && ref(f, lword(l, L_KA), l, "att.k_a", C, 0) &&
              ref(f, lword(l, L_RK), l, "att.r_k", C, 0) && ref(f, lword(l, L_LNXW), l, "att.ln_x.weight", C, 0) &&
-             ref(f, lword(l, L_LNXB), l, "att.ln_x.bias", C, 0) && ref(f, lword(l, L_WO), l, "att.output.weight", C, C) &&
+             ref(f, lword(l, L_LNXB), l, "att.ln_x.bias", C, 0) &&
+             ref(f, lword(l, L_WO), l, "att.output.weight", C, C) &&
              ref(f, lword(l, L_LN2W), l, "ln2.weight", C, 0) && ref(f, lword(l, L_LN2B), l, "ln2.bias", C, 0) &&
              ref(f, lword(l, L_FXK), l, "ffn.x_k", C, 0) && ref(f, lword(l, L_FKEY), l, "ffn.key.weight", F, C) &&
              ref(f, lword(l, L_FVAL), l, "ffn.value.weight", C, F);
@@ -344,7 +345,8 @@ static rwkv_status make_set(struct vk_dev *d, const struct vk_model *vm, struct 
     }
     VkDescriptorSetLayout layout = vk_set_layout(d, VK_K_TOKEN7);
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                      .descriptorPool = vs->token_pool, .descriptorSetCount = 1, .pSetLayouts = &layout};
+                                      .descriptorPool = vs->token_pool, .descriptorSetCount = 1,
+                                      .pSetLayouts = &layout};
     VkDescriptorSet set;
     if ((r = vkAllocateDescriptorSets(d->device, &ai, &set)) != VK_SUCCESS)
         return vk_fail(d, r, err, "vkAllocateDescriptorSets");
@@ -451,8 +453,9 @@ void vk_token_prof_print(const struct rwkv_state *s)
     const struct vk_state *vs = s->priv;
     if (!vs->token_runs)
         return;
-    static const char *const kind[6] = {"A (LN1, mixes, r k v, LoRA down)", "W (LoRA up, WKV7, GroupNorm)", "O (x += W_o y)",
-                                        "K (LN2, mix, FFN key)", "V (x += FFN value)", "head (LN out, logits)"};
+    static const char *const kind[6] = {"A (LN1, mixes, r k v, LoRA down)", "W (LoRA up, WKV7, GroupNorm)",
+                                        "O (x += W_o y)", "K (LN2, mix, FFN key)", "V (x += FFN value)",
+                                        "head (LN out, logits)"};
     double n = (double)vs->token_runs, total = 0;
     for (int i = 0; i < 12; i++)
         total += vs->token_prof[i];
