@@ -1,7 +1,8 @@
 #!/bin/bash
 # One call on the lent GPU machine (see ../shared/docs/GPU-MACHINE.md): build, run the test suite on the
 # NVIDIA card (Vulkan required), then the benchmark rows of the speed issue (BENCH_SIZES; BENCH_BATCH=1
-# adds batch 256, BENCH_OPTIONS=1 the F16-activation and sparse-FFN rows). Prepare here with
+# adds batch 256, BENCH_OPTIONS=1 the F16-activation prefill rows and the generation options: sparse FFN,
+# layer norms in their own dispatches, the one-dispatch step). Prepare here with
 #   ../shared/tools/gpu-prep && scripts/gpu-run.sh --stage
 # and run there with carry [".gl", ".shared"] and the command `scripts/gpu-run.sh`.
 # Logs and JSON go to $OUT (or ./gpu-out).
@@ -36,14 +37,16 @@ done
 if [ -n "${BENCH_BATCH:-}" ]; then
   timeout 240 ./build-gpu/rwkv bench --backend vulkan --size 1.5b -p 0 -n 32 --batch 256 --json 2>>"$out/bench.err" | tee -a "$out/bench.json"
 fi
-# the options, each row tagged by the env it ran with: F16 activations (prefill, batch 256), the sparse
-# FFN value (generation)
+# the options, each row tagged by the env it ran with: F16 activations (prefill), and for generation the
+# sparse FFN value, the layer norms in their own dispatches, the one-dispatch step
 if [ -n "${BENCH_OPTIONS:-}" ]; then
   for s in $sizes; do
     RWKV_VK_COOPMAT=fp16 timeout 240 ./build-gpu/rwkv bench --backend vulkan --size "$s" -p 512 -n 0 -r 3 --json \
       2>>"$out/bench.err" | sed 's/^{/{"env":"RWKV_VK_COOPMAT=fp16",/' | tee -a "$out/bench.json"
-    RWKV_VK_SPARSE_FFN=1 timeout 240 ./build-gpu/rwkv bench --backend vulkan --size "$s" -p 0 -n 128 -r 3 --json \
-      2>>"$out/bench.err" | sed 's/^{/{"env":"RWKV_VK_SPARSE_FFN=1",/' | tee -a "$out/bench.json"
+    for env in RWKV_VK_SPARSE_FFN=1 RWKV_VK_MIX_FUSE=0 RWKV_VK_PERSISTENT=sm; do
+      env $env timeout 240 ./build-gpu/rwkv bench --backend vulkan --size "$s" -p 0 -n 128 -r 3 --json \
+        2>>"$out/bench.err" | sed "s/^{/{\"env\":\"$env\",/" | tee -a "$out/bench.json"
+    done
   done
 fi
 tail -5 "$out/bench.err"
