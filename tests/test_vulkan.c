@@ -442,7 +442,7 @@ static struct rwkv_device *open_with_env(const char *name, const char *value)
  * token7.comp, on a device that runs it) against the CPU: logits of every step (OUTPUT_ALL) or of
  * none but the last (OUTPUT_LAST: steps without the head), then the state. `expect` is how many runs
  * must have gone as one dispatch. */
-static void compare_steps(struct rwkv_device *vk, struct rwkv_model *mc, struct rwkv_model *mv, enum rwkv_output mode,
+static void compare_steps(struct rwkv_model *mc, struct rwkv_model *mv, enum rwkv_output mode,
                           uint64_t expect, const char *label)
 {
     const struct rwkv_model_info *info = rwkv_model_get_info(mc);
@@ -483,7 +483,6 @@ static void compare_steps(struct rwkv_device *vk, struct rwkv_model *mc, struct 
         fprintf(stderr, "  %-40s logits %.2g, state %.2g, %llu of %llu runs in one dispatch\n", label, dl, ds,
                 (unsigned long long)stats.single_dispatch_runs, (unsigned long long)stats.runs);
     }
-    (void)vk;
     for (int k = 0; k < 2; k++) {
         free(lg[k]);
         free(st[k]);
@@ -510,9 +509,9 @@ static void test_token_step(void)
         mv = synth_model(dev, ALIGNED_DIMS, 99);
         if (mc && mv) {
             snprintf(label, sizeof label, "one dispatch (%s), v7 C=128, logits each step", groups[g]);
-            compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, label);
+            compare_steps(mc, mv, RWKV_OUTPUT_ALL, 9, label);
             snprintf(label, sizeof label, "one dispatch (%s), v7 C=128, last logits", groups[g]);
-            compare_steps(dev, mc, mv, RWKV_OUTPUT_LAST, 9, label);
+            compare_steps(mc, mv, RWKV_OUTPUT_LAST, 9, label);
         }
         rwkv_model_free(mc);
         rwkv_model_free(mv);
@@ -520,13 +519,13 @@ static void test_token_step(void)
         mv = load(dev, tu_shared("models/tiny-rwkv-7v0-834K.st"));
         if (mc && mv) {
             snprintf(label, sizeof label, "one dispatch (%s), tiny v7", groups[g]);
-            compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 9, label);
+            compare_steps(mc, mv, RWKV_OUTPUT_ALL, 9, label);
         }
         rwkv_model_free(mv);
         if (g == 0) { /* a v6 model is not for it: every run goes by ops */
             struct rwkv_model *c6 = synth_model(g_cpu, &synth_dims[3], 5), *v6 = synth_model(dev, &synth_dims[3], 5);
             if (c6 && v6)
-                compare_steps(dev, c6, v6, RWKV_OUTPUT_ALL, 0, "one dispatch device, v6 by ops");
+                compare_steps(c6, v6, RWKV_OUTPUT_ALL, 0, "one dispatch device, v6 by ops");
             rwkv_model_free(c6);
             rwkv_model_free(v6);
         }
@@ -557,7 +556,7 @@ static void test_token_step(void)
         fprintf(stderr, "  one dispatch, 1024 workgroups: %s\n", st ? err.message : "ran");
         free(logits);
         rwkv_state_free(s);
-        compare_steps(dev, mc, mv, RWKV_OUTPUT_ALL, 0, "after a barrier gave up: by ops");
+        compare_steps(mc, mv, RWKV_OUTPUT_ALL, 0, "after a barrier gave up: by ops");
     } else {
         CHECK_MSG(0, "1024 workgroups: %s", mv ? err.message : "model not loaded");
     }

@@ -630,8 +630,6 @@ static rwkv_status mm_pipelines(struct vk_dev *d, const struct rwkv_model *m, co
         }
         if (!vk_kernel_available(d, kernel, dt) || ((kernel == VK_K_GEMV || kernel == VK_K_GEMM_CM) && !aligned))
             continue;
-        if (v == VK_MM_GEMV1)
-            memcpy(ok->gemv_spec, spec, sizeof ok->gemv_spec);
         rwkv_status st = vk_pipeline_get(d, kernel, dt, spec, &ok->mm[v], err);
         if (!st && kernel == VK_K_GEMM_CM && v != VK_MM_CM_BIG && d->ksplit != 0) { /* vk_exec.c's ksplit_parts */
             spec[5] |= 8;
@@ -741,14 +739,13 @@ static rwkv_status plan_mix_fuse(struct vk_dev *d, const struct rwkv_model *m, s
     uint32_t sgs = d->feat.subgroup_size ? d->feat.subgroup_size : 32;
     uint32_t wg = d->mix_wg > 0 ? (uint32_t)d->mix_wg : 1024;
     wg = (wg < d->lim.max_wg ? wg : d->lim.max_wg) / sgs * sgs;
-    uint32_t per_sm = d->mix_per_sm > 0 ? (uint32_t)d->mix_per_sm : 2;
+    uint32_t per_sm = d->mix_per_sm > 0 && d->mix_per_sm <= 64 ? (uint32_t)d->mix_per_sm : 2;
     if (!wg)
         return RWKV_OK;
     for (int i = 0; i < nc && !st && store; i++) {
         uint32_t unroll = d->mix_unroll > 0 && d->mix_unroll <= 16 ? (uint32_t)d->mix_unroll : 4;
         uint32_t ms[VK_SPEC] = {wg, wg / sgs, 1, unroll, (uint32_t)C};
-        memcpy(spec, ms, sizeof spec);
-        st = optional_pipeline(d, VK_K_GEMV_MIX, vm->w[p->ops[cons[i]].w[0]].dtype, spec, &mix[i], err);
+        st = optional_pipeline(d, VK_K_GEMV_MIX, vm->w[p->ops[cons[i]].w[0]].dtype, ms, &mix[i], err);
         if (!st && !mix[i])
             store = VK_NULL_HANDLE; /* all or none */
     }
@@ -857,7 +854,7 @@ static void vk_model_free(struct rwkv_model *m)
     if (!vm)
         return;
     struct vk_dev *d = dev_of(m);
-    vk_token_model_free(d, vm);
+    vk_token_model_free(vm);
     vk_pool_free(d, &vm->pool);
     if (vm->w)
         for (int i = 0; i < m->n_weights; i++)

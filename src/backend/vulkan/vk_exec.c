@@ -57,8 +57,8 @@ struct recorder {
     int barriers, dispatches;
     int scratch_read;       /* a split-K sum reads the scratch since the last barrier */
     int hooked;             /* a chunk run in pieces for hooks: no op absorbed into WKV7 */
-    int pending_shift;      /* a NORMMIX folded into its consumers whose SHIFT store waits for the first
-                             * barrier after them (they read the state it overwrites), or -1... */
+    const struct vk_dispatch *pending; /* a NORMMIX folded into its consumers whose SHIFT store waits for
+                             * the first barrier after them (they read the state it overwrites), or NULL... */
     int pending_left;       /* ...and how many of their dispatches are still to be recorded */
 };
 
@@ -260,13 +260,10 @@ static void prof_mark(struct recorder *r, int kernel, int o, const struct vk_pus
  * barrier. */
 static void record_shift_store(struct recorder *r)
 {
-    const struct vk_op_kernel *ok = &r->vm->ok[r->pending_shift];
-    const struct vk_dispatch *dp = NULL;
-    for (int i = 0; i < r->vs->n_disp && !dp; i++)
-        if (r->vs->disp[i].op == r->pending_shift)
-            dp = &r->vs->disp[i];
+    const struct vk_dispatch *dp = r->pending;
+    const struct vk_op_kernel *ok = &r->vm->ok[dp->op];
     int s = ok->shift_op;
-    r->pending_shift = -1;
+    r->pending = NULL;
     struct vk_push pc;
     fill_push(r, s, 0, (uint32_t)r->chunk->n_tokens, 0, &pc);
     VkPipelineLayout layout = vk_pipeline_layout(r->d, VK_K_SHIFT);
@@ -297,7 +294,7 @@ static void hazard(struct recorder *r, int o, uint64_t extra)
     rd |= extra;
     if (((rd | wr) & r->written) || (wr & r->read) || r->d->serial) {
         barrier_now(r);
-        if (r->pending_shift >= 0 && r->pending_left == 0) {
+        if (r->pending && r->pending_left == 0) {
             record_shift_store(r);
             if (((rd | wr) & r->written) || (wr & r->read))
                 barrier_now(r);
@@ -390,7 +387,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     if (lora && ok->absorbed_by >= 0)
         return; /* the WKV7_LORA dispatch performs it */
     if (t1 && ok->mix_fused) { /* its consumers make their inputs; its SHIFT store waits (hazard) */
-        r->pending_shift = dp->op;
+        r->pending = dp;
         r->pending_left = ok->mix_dispatches;
         return;
     }
@@ -451,7 +448,7 @@ static void record(struct recorder *r, const struct vk_dispatch *dp, uint32_t ro
     if (parts > 1 && r->scratch_read) /* the scratch is still being read by an earlier sum */
         barrier_now(r);
     hazard(r, dp->op, extra);
-    if (kernel == VK_K_GEMV_MIX && ok->mix_src == r->pending_shift)
+    if (kernel == VK_K_GEMV_MIX && r->pending && ok->mix_src == r->pending->op)
         r->pending_left--;
     if (kernel == VK_K_GEMM_CM) { /* a MATMUL has no state: the field carries the parts */
         pc.state_stride = parts;
@@ -547,7 +544,7 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
     if (st)
         return st;
     struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
-                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL, .pending_shift = -1};
+                         .cb = c->cb, .last_op = -1, .prof = d->profile == 1 ? vs->prof : NULL};
     if (vs->prof)
         vk_timer_reset(c->cb, &vs->prof->timer);
     if (!vs->table.n_blocks) { /* the table goes up by a copy */
@@ -569,7 +566,7 @@ static rwkv_status record_chunk(struct rwkv_state *s, const struct rwkv_chunk *c
         int i = 0;
         for (; i < vs->n_disp && vs->disp[i].op < vs->first_out_op; i++)
             record(&r, &vs->disp[i], (uint32_t)chunk->n_tokens, 0);
-        if (r.pending_shift >= 0) { /* after the consumers of the last layer norm */
+        if (r.pending) { /* after the consumers of the last layer norm */
             barrier_now(&r);
             record_shift_store(&r);
         }
@@ -760,7 +757,7 @@ rwkv_status vk_exec_init(struct rwkv_state *s, struct rwkv_error *err)
     if (st || !d->profile)
         return st;
     struct vk_prof *p = vs->prof = calloc(1, sizeof *p);
-    uint32_t cap = 3 * (uint32_t)vs->n_disp + 16;
+    uint32_t cap = 2 * (uint32_t)vs->n_disp + 16;
     if (!p || !(p->names = calloc(cap, sizeof *p->names)) || !(p->ns = calloc(cap, sizeof *p->ns)))
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     return vk_timer_init(d, &p->timer, cap, err);
@@ -913,7 +910,6 @@ static rwkv_status run_hooked(struct rwkv_state *s, const struct rwkv_chunk *chu
     if (st || (st = hook_buffers(s, d, vs, chunk, err)) || (st = vk_cmd_begin(d, &vs->hook_cmd, err)))
         return st;
     struct recorder r = {.m = m, .vm = (const struct vk_model *)m->backend, .vs = vs, .d = d, .chunk = chunk,
-                         .pending_shift = -1,
                          .cb = vs->hook_cmd.cb, .last_op = -1, .hooked = 1};
     if (!vs->table.n_blocks) { /* the table goes up by a copy */
         VkBufferCopy cp = {0, vs->chunk.offset, words * 4};

@@ -404,7 +404,6 @@ struct vk_op_kernel {
     int mix_dispatches;  /* NORMMIX with `mix_fused`: its consumers' dispatches (the store waits for them) */
     uint32_t mix_rows, mix_groups; /* MATMUL with gemv_mix: rows per workgroup (a subgroup each), workgroups */
     VkPipeline gemv_mix, shift_store;
-    uint32_t gemv_spec[VK_SPEC]; /* MATMUL: the spec constants of its one-token GEMV */
 };
 
 /* token7.comp (vk_token.c): the table's words, those of the state left 0 until a state fills them */
@@ -528,7 +527,7 @@ static inline const struct vk_pool *vk_table_pool(const struct vk_state *vs)
 /* vk_token.c: a whole v7 generation step of one sequence in one dispatch (token7.comp) */
 /* At model upload: whether the model qualifies, its pipeline and table (no error: it then runs by ops). */
 rwkv_status vk_token_model_init(const struct rwkv_model *m, struct vk_model *vm, struct rwkv_error *err);
-void vk_token_model_free(struct vk_dev *d, struct vk_model *vm);
+void vk_token_model_free(struct vk_model *vm);
 /* In plan_buffers, before the pools are committed: the state's spans. */
 rwkv_status vk_token_reserve(const struct rwkv_state *s, struct vk_state *vs, struct rwkv_error *err);
 /* After the pools are committed: the table uploaded and the descriptor set. */

@@ -147,9 +147,9 @@ static uint32_t bits(float f)
     return u;
 }
 
-void vk_token_model_free(struct vk_dev *d, struct vk_model *vm)
+/* The table; the pipeline belongs to the device's list. */
+void vk_token_model_free(struct vk_model *vm)
 {
-    (void)d; /* the pipeline belongs to the device's list */
     free(vm->token.words);
     memset(&vm->token, 0, sizeof vm->token);
 }
